@@ -1,0 +1,601 @@
+/* metasync.log: NLog-compatible log lines to stderr, a main file and an errors-only file, with
+ * size-based rotation and redaction of credentials. Logging state is process-wide (one engine,
+ * one thread), so it lives in statics shared by the Lua module and the C API. */
+#include "modules.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_FILE "logs/metasync.log"
+#define DEFAULT_ERRORS_FILE "logs/metasync-errors.log"
+#define DEFAULT_MAX_SIZE 10485760L
+#define DEFAULT_MAX_FILES 5
+#define DEFAULT_LOGGER "metasync"
+#define MAX_ARCHIVES 100
+
+static const char *const level_names[] = {"trace", "debug", "info", "warn", "error", "fatal"};
+static const char *const level_tags[] = {"TRACE", "DEBUG", "INFO ", "WARN ", "ERROR", "FATAL"};
+#define NLEVELS 6
+
+typedef struct Sink {
+    char *path; /* NULL when the sink is off */
+    FILE *fp;
+    long size;  /* bytes in the current file, to decide rotation without stat per record */
+} Sink;
+
+static struct {
+    int level;          /* threshold of the main file */
+    int use_stderr;
+    int stderr_level;
+    int stderr_follows; /* stderr_level was not given: it tracks set_level */
+    long max_size;      /* <= 0: never rotate */
+    int max_files;
+    Sink main, errors;
+    char logger_default[64];
+    char run_id[9];
+} st = {
+    .level = MSLOG_INFO, .use_stderr = 1, .stderr_level = MSLOG_INFO, .stderr_follows = 1,
+    .max_size = DEFAULT_MAX_SIZE, .max_files = DEFAULT_MAX_FILES,
+    .logger_default = DEFAULT_LOGGER,
+};
+
+/* ---- growable byte buffer (C side only; never live across a Lua error) ---- */
+
+typedef struct Buf {
+    char *p;
+    size_t n, cap;
+    int failed;
+} Buf;
+
+static void buf_add(Buf *b, const char *s, size_t n) {
+    if (b->failed) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) { b->failed = 1; return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void buf_adds(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+/* ---- redaction ----
+ * A key is one of the words below, matched case-insensitively anywhere (so "X-Password" and
+ * "new_password" count). It counts as a key only when followed by an optional closing quote,
+ * optional blanks and a ':' or '='. The value after optional blanks is replaced by "***":
+ *  - a quoted value ("..." or '...', backslash escapes honoured) loses its contents, quotes stay;
+ *  - after "authorization" an unquoted value runs to the end of the line (it holds a scheme and a
+ *    credential: "Basic dXNlcjpwYXNz");
+ *  - any other unquoted value runs up to a blank, ',', ';', '&', ')', ']', '}' or end of line. */
+static const char *const secret_keys[] = {
+    "authorization", "password", "passwd", "login", "client_secret", "secret_key",
+    "access_token", "refresh_token", "id_token", "api_key", "apikey", "x-api-key", NULL,
+};
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+static int ci_prefix(const char *s, size_t n, const char *key) {
+    size_t i;
+    for (i = 0; key[i]; i++)
+        if (i >= n || lower((unsigned char)s[i]) != key[i]) return 0;
+    return 1;
+}
+
+static int has_secret_word(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int c = lower((unsigned char)s[i]);
+        if (c != 'a' && c != 'p' && c != 'l' && c != 'c' && c != 's' && c != 'r' && c != 'i' &&
+            c != 'x')
+            continue;
+        for (int k = 0; secret_keys[k]; k++)
+            if (ci_prefix(s + i, n - i, secret_keys[k])) return 1;
+    }
+    return 0;
+}
+
+/* Where the value of a key ending at s[i] starts, or 0 when no separator follows. */
+static size_t value_start(const char *s, size_t n, size_t i) {
+    if (i < n && (s[i] == '"' || s[i] == '\'')) i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (i >= n || (s[i] != ':' && s[i] != '=')) return 0;
+    i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    return i;
+}
+
+static void redact(const char *s, size_t n, Buf *out) {
+    size_t i = 0, copied = 0;
+    while (i < n) {
+        int k;
+        for (k = 0; secret_keys[k]; k++)
+            if (ci_prefix(s + i, n - i, secret_keys[k])) break;
+        if (!secret_keys[k]) { i++; continue; }
+        size_t keyend = i + strlen(secret_keys[k]);
+        size_t v = value_start(s, n, keyend);
+        if (!v || v >= n || s[v] == '\n' || s[v] == '\r') { i = keyend; continue; }
+        size_t e = v;
+        if (s[v] == '"' || s[v] == '\'') {
+            char q = s[v];
+            v++;
+            for (e = v; e < n && s[e] != q; e++)
+                if (s[e] == '\\' && e + 1 < n) e++;
+        } else if (k == 0) {
+            while (e < n && s[e] != '\n' && s[e] != '\r') e++;
+        } else {
+            while (e < n && !strchr(" \t\r\n,;&)]}\"'", s[e])) e++;
+        }
+        buf_add(out, s + copied, v - copied);
+        buf_adds(out, "***");
+        copied = i = e;
+    }
+    buf_add(out, s + copied, n - copied);
+}
+
+/* ---- sinks ---- */
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return -1;
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1; ; p++) {
+            if (*p == '/' || *p == '\0') {
+                char c = *p;
+                *p = '\0';
+                if (mkdir(dir, 0777) != 0 && errno != EEXIST) { rc = -1; break; }
+                *p = c;
+                if (c == '\0') break;
+            }
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+static int sink_open(Sink *s) {
+    s->fp = fopen(s->path, "a");
+    if (!s->fp) return -1;
+    struct stat sb;
+    s->size = fstat(fileno(s->fp), &sb) == 0 ? (long)sb.st_size : 0;
+    return 0;
+}
+
+static void sink_close(Sink *s) {
+    if (s->fp) fclose(s->fp);
+    free(s->path);
+    s->fp = NULL;
+    s->path = NULL;
+    s->size = 0;
+}
+
+static void archive_name(char *out, size_t cap, const char *path, int i) {
+    snprintf(out, cap, "%s.%d", path, i);
+}
+
+/* file.(n-1) -> file.n ... file -> file.1, then a fresh file. Failures here must not stop
+ * logging: at worst the file grows past max_size. */
+static void sink_rotate(Sink *s) {
+    size_t cap = strlen(s->path) + 16;
+    char *from = malloc(cap), *to = malloc(cap);
+    if (!from || !to) { free(from); free(to); return; }
+    fclose(s->fp);
+    s->fp = NULL;
+    if (st.max_files <= 0) {
+        remove(s->path);
+    } else {
+        archive_name(to, cap, s->path, st.max_files);
+        remove(to);
+        for (int i = st.max_files - 1; i >= 1; i--) {
+            archive_name(from, cap, s->path, i);
+            archive_name(to, cap, s->path, i + 1);
+            rename(from, to);
+        }
+        archive_name(to, cap, s->path, 1);
+        rename(s->path, to);
+    }
+    free(from);
+    free(to);
+    if (sink_open(s) != 0) s->size = 0;
+}
+
+static void sink_write(Sink *s, const char *line, size_t n) {
+    if (!s->path) return;
+    if (st.max_size > 0 && s->size > 0 && s->size + (long)n > st.max_size && s->fp) sink_rotate(s);
+    if (!s->fp) return;
+    fwrite(line, 1, n, s->fp);
+    fflush(s->fp);
+    s->size += (long)n;
+}
+
+/* ---- records ---- */
+
+static int min_enabled(void) {
+    int m = MSLOG_FATAL + 1;
+    if (st.main.path && st.level < m) m = st.level;
+    if (st.use_stderr && st.stderr_level < m) m = st.stderr_level;
+    if (st.errors.path && MSLOG_ERROR < m) m = MSLOG_ERROR;
+    return m;
+}
+
+int mslog_enabled(int level) { return level >= min_enabled(); }
+
+static void emit(int level, const char *logger, const char *msg, size_t len) {
+    if (level < MSLOG_TRACE) level = MSLOG_TRACE;
+    if (level > MSLOG_FATAL) level = MSLOG_FATAL;
+    if (!mslog_enabled(level)) return;
+    struct timespec ts;
+    struct tm tm;
+    char stamp[48];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    size_t sl = strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(stamp + sl, sizeof stamp - sl, ".%04ld", (long)(ts.tv_nsec / 100000));
+
+    Buf line = {0};
+    buf_adds(&line, stamp);
+    buf_adds(&line, " | ");
+    buf_adds(&line, level_tags[level]);
+    buf_adds(&line, " | ");
+    buf_adds(&line, logger && *logger ? logger : st.logger_default);
+    buf_adds(&line, " | ");
+    if (has_secret_word(msg, len)) redact(msg, len, &line);
+    else buf_add(&line, msg, len);
+    buf_add(&line, "\n", 1);
+    if (line.failed) { free(line.p); return; }
+
+    if (st.use_stderr && level >= st.stderr_level) {
+        fwrite(line.p, 1, line.n, stderr);
+        fflush(stderr);
+    }
+    if (level >= st.level) sink_write(&st.main, line.p, line.n);
+    if (level >= MSLOG_ERROR) sink_write(&st.errors, line.p, line.n);
+    free(line.p);
+}
+
+void mslog(int level, const char *logger, const char *fmt, ...) {
+    if (!mslog_enabled(level)) return;
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) { emit(level, logger, small, (size_t)n); return; }
+    char *big = malloc((size_t)n + 1);
+    if (!big) { emit(level, logger, small, sizeof small - 1); return; }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    emit(level, logger, big, (size_t)n);
+    free(big);
+}
+
+static const char *run_id(void) {
+    if (st.run_id[0]) return st.run_id;
+    unsigned char b[4];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, b, sizeof b) : -1;
+    if (fd >= 0) close(fd);
+    if (got != (ssize_t)sizeof b) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned long x = (unsigned long)ts.tv_nsec ^ ((unsigned long)ts.tv_sec << 7) ^
+                          ((unsigned long)getpid() << 16);
+        for (int i = 0; i < 4; i++) b[i] = (unsigned char)(x >> (8 * i));
+    }
+    snprintf(st.run_id, sizeof st.run_id, "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+    return st.run_id;
+}
+
+/* ---- Lua bindings ---- */
+
+static int parse_level(const char *s) {
+    char low[16];
+    size_t i;
+    for (i = 0; s[i] && i < sizeof low - 1; i++) low[i] = (char)lower((unsigned char)s[i]);
+    if (s[i]) return -1;
+    low[i] = '\0';
+    if (strcmp(low, "warning") == 0) return MSLOG_WARN;
+    for (int l = 0; l < NLEVELS; l++)
+        if (strcmp(low, level_names[l]) == 0) return l;
+    return -1;
+}
+
+static int check_level(lua_State *L, int arg) {
+    const char *s = luaL_checkstring(L, arg);
+    int l = parse_level(s);
+    if (l < 0) return luaL_argerror(L, arg, lua_pushfstring(L, "unknown log level '%s'", s));
+    return l;
+}
+
+/* The message of a record whose fmt is at index first: string.format(fmt, ...) when there are
+ * further arguments, otherwise tostring(fmt) verbatim. Leaves the message on the stack. */
+static const char *format_message(lua_State *L, int first, size_t *len) {
+    int top = lua_gettop(L);
+    if (top <= first) {
+        if (top < first) lua_pushliteral(L, "");
+        else luaL_tolstring(L, first, NULL);
+        return lua_tolstring(L, -1, len);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1)); /* string.format */
+    for (int i = first; i <= top; i++) lua_pushvalue(L, i);
+    lua_call(L, top - first + 1, 1);
+    return lua_tolstring(L, -1, len);
+}
+
+static int log_record(lua_State *L, int level, const char *logger, int first) {
+    if (!mslog_enabled(level)) return 0;
+    size_t len;
+    const char *msg = format_message(L, first, &len);
+    emit(level, logger, msg ? msg : "", msg ? len : 0);
+    return 0;
+}
+
+static const char *opt_logger(lua_State *L, int arg) {
+    return lua_isnoneornil(L, arg) ? NULL : luaL_checkstring(L, arg);
+}
+
+/* log.<level>(logger, fmt, ...) */
+#define LEVEL_FN(name, lvl)                                               \
+    static int l_##name(lua_State *L) {                                   \
+        return log_record(L, lvl, opt_logger(L, 1), 2);                   \
+    }
+LEVEL_FN(trace, MSLOG_TRACE)
+LEVEL_FN(debug, MSLOG_DEBUG)
+LEVEL_FN(info, MSLOG_INFO)
+LEVEL_FN(warn, MSLOG_WARN)
+LEVEL_FN(error, MSLOG_ERROR)
+LEVEL_FN(fatal, MSLOG_FATAL)
+
+/* log.run_start(logger, fmt, ...) / log.run_end(logger, fmt, ...): Info records prefixed with
+ * "run <id> started: " / "run <id> finished: " so a run's lines can be found by id. */
+static int run_edge(lua_State *L, const char *what) {
+    if (!mslog_enabled(MSLOG_INFO)) return 0;
+    const char *logger = opt_logger(L, 1);
+    size_t len;
+    const char *msg = format_message(L, 2, &len);
+    lua_pushfstring(L, "run %s %s: %s", run_id(), what, msg ? msg : "");
+    msg = lua_tolstring(L, -1, &len);
+    emit(MSLOG_INFO, logger, msg, len);
+    return 0;
+}
+static int l_run_start(lua_State *L) { return run_edge(L, "started"); }
+static int l_run_end(lua_State *L) { return run_edge(L, "finished"); }
+
+/* log.run_id() -> 8 hex chars, fixed for the life of the process */
+static int l_run_id(lua_State *L) {
+    lua_pushstring(L, run_id());
+    return 1;
+}
+
+/* log.level() -> name of the main threshold */
+static int l_level(lua_State *L) {
+    lua_pushstring(L, level_names[st.level]);
+    return 1;
+}
+
+/* log.set_level(name) */
+static int l_set_level(lua_State *L) {
+    st.level = check_level(L, 1);
+    if (st.stderr_follows) st.stderr_level = st.level;
+    return 0;
+}
+
+/* log.enabled(name) -> true when a record at that level would reach some sink */
+static int l_enabled(lua_State *L) {
+    lua_pushboolean(L, mslog_enabled(check_level(L, 1)));
+    return 1;
+}
+
+/* log.redact(s) -> s with credentials replaced by "***" (what every record goes through) */
+static int l_redact(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    if (!has_secret_word(s, n)) { lua_settop(L, 1); return 1; }
+    Buf b = {0};
+    redact(s, n, &b);
+    if (b.failed) { free(b.p); return luaL_error(L, "out of memory"); }
+    lua_pushlstring(L, b.p, b.n); /* may raise on OOM: leaks b.p then, acceptable at that point */
+    free(b.p);
+    return 1;
+}
+
+/* A path option: absent -> default, false -> off, string -> that path. */
+static const char *opt_path(lua_State *L, const char *key, const char *def) {
+    int t = lua_getfield(L, 1, key);
+    const char *r = def;
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) r = NULL;
+    else if (t == LUA_TSTRING) r = lua_tostring(L, -1);
+    else if (t != LUA_TNIL) luaL_error(L, "log.setup: '%s' must be a string or false", key);
+    lua_pop(L, 1); /* the string stays alive: it is a field of the options table */
+    return r;
+}
+
+static lua_Integer opt_int(lua_State *L, const char *key, lua_Integer def, lua_Integer min) {
+    int t = lua_getfield(L, 1, key);
+    lua_Integer v = def;
+    if (t != LUA_TNIL) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok || v < min) luaL_error(L, "log.setup: '%s' must be an integer >= %d", key, (int)min);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_level(lua_State *L, const char *key, int def) {
+    int l = def;
+    if (lua_getfield(L, 1, key) != LUA_TNIL) {
+        const char *s = lua_tostring(L, -1);
+        l = s ? parse_level(s) : -1;
+        if (l < 0) luaL_error(L, "log.setup: bad '%s' (trace, debug, info, warn, error, fatal)", key);
+    }
+    lua_pop(L, 1);
+    return l;
+}
+
+static int open_sink(Sink *s, const char *path, char *err, size_t errcap) {
+    if (!path) return 0;
+    s->path = strdup(path);
+    if (!s->path) { snprintf(err, errcap, "out of memory"); return -1; }
+    if (make_parent_dirs(path) != 0 || sink_open(s) != 0) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* log.setup{level=, file=, errors_file=, stderr=, stderr_level=, max_size=, max_files=,
+ *           logger_default=} -> true | nil, message
+ * Every call is a complete configuration: absent options take their defaults. */
+static int l_setup(lua_State *L) {
+    if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    /* validate everything before touching the current state */
+    int level = opt_level(L, "level", MSLOG_INFO);
+    int has_stderr_level = lua_getfield(L, 1, "stderr_level") != LUA_TNIL;
+    lua_pop(L, 1);
+    int stderr_level = opt_level(L, "stderr_level", level);
+    lua_getfield(L, 1, "stderr");
+    int use_stderr = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    const char *file = opt_path(L, "file", DEFAULT_FILE);
+    const char *errors_file = opt_path(L, "errors_file", DEFAULT_ERRORS_FILE);
+    lua_Integer max_size = opt_int(L, "max_size", DEFAULT_MAX_SIZE, 0);
+    lua_Integer max_files = opt_int(L, "max_files", DEFAULT_MAX_FILES, 0);
+    if (max_files > MAX_ARCHIVES) luaL_error(L, "log.setup: 'max_files' must be <= %d", MAX_ARCHIVES);
+    const char *def = opt_path(L, "logger_default", DEFAULT_LOGGER);
+    if (!def || !*def || strlen(def) >= sizeof st.logger_default)
+        luaL_error(L, "log.setup: 'logger_default' must be a non-empty string under 64 bytes");
+
+    sink_close(&st.main);
+    sink_close(&st.errors);
+    st.level = level;
+    st.stderr_level = stderr_level;
+    st.stderr_follows = !has_stderr_level;
+    st.use_stderr = use_stderr;
+    st.max_size = (long)max_size;
+    st.max_files = (int)max_files;
+    strcpy(st.logger_default, def);
+    char err[512];
+    if (open_sink(&st.main, file, err, sizeof err) != 0 ||
+        open_sink(&st.errors, errors_file, err, sizeof err) != 0) {
+        sink_close(&st.main);
+        sink_close(&st.errors);
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- logger objects: log.logger(name) -> obj with obj:info(fmt, ...) etc. ---- */
+
+#define LOGGER_MT "metasync.logger"
+
+static const char *check_logger(lua_State *L) {
+    luaL_checkudata(L, 1, LOGGER_MT);
+    lua_getiuservalue(L, 1, 1);
+    const char *name = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the uservalue anchors the string */
+    return name;
+}
+
+#define LOGGER_FN(name, lvl)                                              \
+    static int m_##name(lua_State *L) {                                   \
+        return log_record(L, lvl, check_logger(L), 2);                    \
+    }
+LOGGER_FN(trace, MSLOG_TRACE)
+LOGGER_FN(debug, MSLOG_DEBUG)
+LOGGER_FN(info, MSLOG_INFO)
+LOGGER_FN(warn, MSLOG_WARN)
+LOGGER_FN(error, MSLOG_ERROR)
+LOGGER_FN(fatal, MSLOG_FATAL)
+
+/* logger:run_start(fmt, ...) / logger:run_end(fmt, ...): the logger is argument 1 already, which
+ * opt_logger would reject, so swap in its name. */
+static int m_run_edge(lua_State *L, int (*fn)(lua_State *)) {
+    lua_pushstring(L, check_logger(L));
+    lua_replace(L, 1);
+    return fn(L);
+}
+static int m_run_start(lua_State *L) { return m_run_edge(L, l_run_start); }
+static int m_run_end(lua_State *L) { return m_run_edge(L, l_run_end); }
+
+/* logger:enabled(level) */
+static int m_enabled(lua_State *L) {
+    check_logger(L);
+    lua_pushboolean(L, mslog_enabled(check_level(L, 2)));
+    return 1;
+}
+
+static int m_tostring(lua_State *L) {
+    lua_pushfstring(L, "logger (%s)", check_logger(L));
+    return 1;
+}
+
+/* log.logger(name) */
+static int l_logger(lua_State *L) {
+    luaL_checkstring(L, 1);
+    lua_newuserdatauv(L, 0, 1);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, LOGGER_MT);
+    return 1;
+}
+
+static const luaL_Reg logger_methods[] = {
+    {"trace", m_trace}, {"debug", m_debug}, {"info", m_info}, {"warn", m_warn},
+    {"error", m_error}, {"fatal", m_fatal}, {"run_start", m_run_start}, {"run_end", m_run_end},
+    {"enabled", m_enabled}, {NULL, NULL},
+};
+
+static const luaL_Reg funcs[] = {
+    {"trace", l_trace}, {"debug", l_debug}, {"info", l_info}, {"warn", l_warn},
+    {"error", l_error}, {"fatal", l_fatal}, {"run_start", l_run_start}, {"run_end", l_run_end},
+    {"run_id", l_run_id}, {"level", l_level}, {"set_level", l_set_level},
+    {"enabled", l_enabled}, {"redact", l_redact}, {"setup", l_setup}, {"logger", l_logger},
+    {NULL, NULL},
+};
+
+int luaopen_metasync_log(lua_State *L) {
+    /* string.format, shared as upvalue 1 by every function that formats */
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
+    lua_getfield(L, -1, "format");
+    lua_remove(L, -2);
+
+    if (luaL_newmetatable(L, LOGGER_MT)) {
+        luaL_newlibtable(L, logger_methods);
+        lua_pushvalue(L, -3);
+        luaL_setfuncs(L, logger_methods, 1);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, m_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+
+    luaL_newlibtable(L, funcs);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, funcs, 1);
+    lua_remove(L, -2);
+    return 1;
+}

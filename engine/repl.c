@@ -1,0 +1,555 @@
+/* The interactive shell: `metasync repl`. Each input chunk is first tried as an expression
+ * ("return <line>"), else as statements, reading more lines while the parser only lacks input.
+ * Chunks run as scheduler tasks so HTTP calls work interactively; results are pretty-printed.
+ * On a terminal: libedit line editing, history in ~/.metasync_history, completion of globals
+ * and fields. Otherwise lines are read plainly and nothing but program output is written. */
+#include "modules.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include <editline/readline.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef METASYNC_VERSION
+#define METASYNC_VERSION "dev"
+#endif
+
+#define PROMPT "metasync> "
+#define PROMPT2 "      >> "
+#define HISTORY_NAME ".metasync_history"
+#define HISTORY_MAX 1000
+#define PP_MAX_DEPTH 8
+#define PP_INLINE_WIDTH 72
+#define PP_INLINE_ITEMS 12
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t running;     /* a chunk is executing */
+static volatile sig_atomic_t interrupted; /* Ctrl-C while reading */
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (running) sched_interrupt();
+    else interrupted = 1;
+}
+
+/* No SA_RESTART: a Ctrl-C at the prompt must make the pending read return. */
+static void set_sigint(void (*handler)(int), struct sigaction *old) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old);
+}
+
+/* ---- pretty printer ----
+ * Runs inside lua_pcall (pp_values), so __tostring errors and stack overflow are caught. Output
+ * goes straight to stdout: nothing is buffered across a possible Lua error. */
+
+static void pp_string(const char *s, size_t n) {
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': fputs("\\\"", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        default:
+            if (c < 32 || c == 127) printf("\\%d", c);
+            else putchar(c);
+        }
+    }
+    putchar('"');
+}
+
+static int is_identifier(const char *s, size_t n) {
+    static const char *const kw[] = {"and", "break", "do", "else", "elseif", "end", "false",
+        "for", "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return",
+        "then", "true", "until", "while", NULL};
+    if (n == 0 || (s[0] >= '0' && s[0] <= '9')) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    for (int i = 0; kw[i]; i++)
+        if (strcmp(s, kw[i]) == 0) return 0;
+    return 1;
+}
+
+/* A scalar as it reads in Lua source (strings quoted); tostring for the rest. */
+static void pp_scalar(lua_State *L, int idx) {
+    size_t n;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, idx, &n);
+        pp_string(s, n);
+        return;
+    }
+    const char *s = luaL_tolstring(L, idx, &n);
+    fwrite(s, 1, n, stdout);
+    lua_pop(L, 1);
+}
+
+/* Printed width of a scalar, to decide whether a table fits on one line. */
+static size_t scalar_width(lua_State *L, int idx) {
+    size_t n;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        lua_tolstring(L, idx, &n);
+        return n + 2;
+    }
+    luaL_tolstring(L, idx, &n);
+    lua_pop(L, 1);
+    return n;
+}
+
+static int key_rank(lua_State *L, int idx) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: return 0;
+    case LUA_TSTRING: return 1;
+    case LUA_TBOOLEAN: return 2;
+    default: return 3;
+    }
+}
+
+/* table.sort comparator: numbers, then strings, then booleans, then the rest by address. */
+static int key_less(lua_State *L) {
+    int ra = key_rank(L, 1), rb = key_rank(L, 2);
+    int r;
+    if (ra != rb) r = ra < rb;
+    else if (ra <= 1) r = lua_compare(L, 1, 2, LUA_OPLT);
+    else if (ra == 2) r = !lua_toboolean(L, 1) && lua_toboolean(L, 2);
+    else r = (const char *)lua_topointer(L, 1) < (const char *)lua_topointer(L, 2);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+static void indent(int depth) {
+    for (int i = 0; i < depth; i++) fputs("  ", stdout);
+}
+
+static void pp_key(lua_State *L, int idx) {
+    size_t n = 0;
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+    if (s && is_identifier(s, n)) {
+        fwrite(s, 1, n, stdout);
+    } else {
+        putchar('[');
+        pp_scalar(L, idx);
+        putchar(']');
+    }
+    fputs(" = ", stdout);
+}
+
+static void pp_value(lua_State *L, int idx, int depth, int seen);
+
+/* Table at idx: sorted keys, the 1..n run without keys, small scalar-only tables on one line.
+ * seen holds the tables on the current path, so a cycle prints as <cycle> rather than looping. */
+static void pp_table(lua_State *L, int idx, int depth, int seen) {
+    luaL_checkstack(L, 8, "table too deeply nested");
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, seen) != LUA_TNIL) {
+        lua_pop(L, 1);
+        fputs("<cycle>", stdout);
+        return;
+    }
+    lua_pop(L, 1);
+    if (depth >= PP_MAX_DEPTH) {
+        fputs("{...}", stdout);
+        return;
+    }
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+
+    /* keys: a sorted sequence at index keys */
+    lua_newtable(L);
+    int keys = lua_gettop(L);
+    lua_Integer nkeys = 0;
+    int all_scalar = 1;
+    size_t width = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -1) == LUA_TTABLE) all_scalar = 0;
+        else if (all_scalar) width += scalar_width(L, -1) + scalar_width(L, -2) + 5;
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keys, ++nkeys);
+    }
+    if (nkeys == 0) {
+        fputs("{}", stdout);
+    } else {
+        lua_getglobal(L, "table");
+        if (nkeys > 1 && lua_istable(L, -1) && lua_getfield(L, -1, "sort") == LUA_TFUNCTION) {
+            lua_pushvalue(L, keys);
+            lua_pushcfunction(L, key_less);
+            lua_call(L, 2, 0);
+        } else if (nkeys > 1) {
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+
+        /* the sequence part: keys 1..seq, which sorting put first */
+        lua_Integer seq = 0;
+        for (lua_Integer i = 1; i <= nkeys; i++) {
+            lua_rawgeti(L, keys, i);
+            int isint = lua_isinteger(L, -1) && lua_tointeger(L, -1) == seq + 1;
+            lua_pop(L, 1);
+            if (!isint) break;
+            seq++;
+        }
+        int inline_ = all_scalar && nkeys <= PP_INLINE_ITEMS && width + 2 * depth <= PP_INLINE_WIDTH;
+        putchar('{');
+        for (lua_Integer i = 1; i <= nkeys; i++) {
+            if (inline_) fputs(i > 1 ? ", " : " ", stdout);
+            else {
+                fputs(i > 1 ? ",\n" : "\n", stdout);
+                indent(depth + 1);
+            }
+            lua_rawgeti(L, keys, i);
+            if (i > seq) pp_key(L, lua_gettop(L));
+            lua_rawget(L, idx);
+            pp_value(L, lua_gettop(L), depth + 1, seen);
+            lua_pop(L, 1);
+        }
+        if (inline_) fputs(" }", stdout);
+        else {
+            putchar('\n');
+            indent(depth);
+            putchar('}');
+        }
+    }
+    lua_pop(L, 1); /* keys */
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, seen);
+}
+
+static void pp_value(lua_State *L, int idx, int depth, int seen) {
+    if (lua_type(L, idx) == LUA_TTABLE && luaL_getmetafield(L, idx, "__tostring") == LUA_TNIL)
+        pp_table(L, idx, depth, seen);
+    else {
+        if (lua_type(L, idx) == LUA_TTABLE) lua_pop(L, 1); /* the __tostring field */
+        pp_scalar(L, idx);
+    }
+}
+
+/* pp_values(...): print every argument on one line, tab-separated; top-level strings unquoted,
+ * as print() would show them. */
+static int pp_values(lua_State *L) {
+    int n = lua_gettop(L);
+    lua_newtable(L);
+    int seen = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) putchar('\t');
+        if (lua_type(L, i) == LUA_TSTRING) {
+            size_t len;
+            const char *s = lua_tolstring(L, i, &len);
+            fwrite(s, 1, len, stdout);
+        } else {
+            pp_value(L, i, 0, seen);
+        }
+    }
+    putchar('\n');
+    return 0;
+}
+
+/* ---- completion (terminal only) ---- */
+
+static lua_State *comp_L;
+static char **comp_list;
+static size_t comp_n, comp_next;
+
+static void comp_clear(void) {
+    for (size_t i = comp_next; i < comp_n; i++) free(comp_list[i]);
+    free(comp_list);
+    comp_list = NULL;
+    comp_n = comp_next = 0;
+}
+
+static void comp_add(const char *prefix, size_t plen, const char *name) {
+    char **p = realloc(comp_list, (comp_n + 1) * sizeof *p);
+    if (!p) return;
+    comp_list = p;
+    size_t nl = strlen(name);
+    char *s = malloc(plen + nl + 1);
+    if (!s) return;
+    memcpy(s, prefix, plen);
+    memcpy(s + plen, name, nl + 1);
+    comp_list[comp_n++] = s;
+}
+
+/* Add the string keys of the table at idx starting with word, then follow a table __index. */
+static void comp_fields(lua_State *L, int idx, const char *text, size_t plen, const char *word,
+                        int methods_only) {
+    size_t wl = strlen(word);
+    for (int hops = 0; hops < 4 && lua_istable(L, idx); hops++) {
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            size_t kl;
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                const char *k = lua_tolstring(L, -2, &kl);
+                if (kl >= wl && strncmp(k, word, wl) == 0 && is_identifier(k, kl) &&
+                    (!methods_only || lua_type(L, -1) == LUA_TFUNCTION))
+                    comp_add(text, plen, k);
+            }
+            lua_pop(L, 1);
+        }
+        if (!lua_getmetatable(L, idx)) break;
+        lua_getfield(L, -1, "__index");
+        lua_remove(L, -2);
+        idx = lua_gettop(L);
+    }
+}
+
+/* Complete "a.b.c" / "a:b": walk the path with raw gets (no __index code runs on a keystroke),
+ * except that a non-table value's metatable __index table stands in for it, as for strings. */
+static void comp_collect(lua_State *L, const char *text) {
+    static const char *const kw[] = {"and", "break", "do", "else", "elseif", "end", "false",
+        "for", "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return",
+        "then", "true", "until", "while", NULL};
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 20)) return;
+    const char *last = strrchr(text, '.');
+    const char *colon = strrchr(text, ':');
+    if (colon && (!last || colon > last)) last = colon;
+    lua_pushglobaltable(L);
+    if (!last) {
+        for (int i = 0; kw[i]; i++)
+            if (strncmp(kw[i], text, strlen(text)) == 0) comp_add("", 0, kw[i]);
+        comp_fields(L, lua_gettop(L), "", 0, text, 0);
+        lua_settop(L, top);
+        return;
+    }
+    const char *p = text;
+    while (p < last) {
+        const char *e = p + strcspn(p, ".:");
+        if (e > last) e = last;
+        if (!lua_istable(L, -1)) {
+            if (!lua_getmetatable(L, -1)) goto done;
+            lua_getfield(L, -1, "__index");
+        }
+        lua_pushlstring(L, p, (size_t)(e - p));
+        lua_rawget(L, -2);
+        if (lua_isnil(L, -1)) goto done;
+        p = e + 1;
+    }
+    if (!lua_istable(L, -1)) {
+        if (!lua_getmetatable(L, -1)) goto done;
+        lua_getfield(L, -1, "__index");
+    }
+    comp_fields(L, lua_gettop(L), text, (size_t)(last + 1 - text), last + 1, *last == ':');
+done:
+    lua_settop(L, top);
+}
+
+static char *comp_generator(const char *text, int state) {
+    if (state == 0) {
+        comp_clear();
+        comp_collect(comp_L, text);
+    }
+    return comp_next < comp_n ? comp_list[comp_next++] : NULL;
+}
+
+static char **comp_attempt(const char *text, int start, int end) {
+    (void)start;
+    (void)end;
+    rl_attempted_completion_over = 1; /* no fallback to file names */
+    rl_completion_append_character = '\0';
+    return rl_completion_matches(text, comp_generator);
+}
+
+/* ---- input ---- */
+
+typedef struct Input {
+    int tty;
+    char *history; /* path, or NULL */
+    char *plain;   /* getline buffer */
+    size_t plain_cap;
+} Input;
+
+/* One line without its newline (malloc'd), or NULL at end of input. *cancelled is set when
+ * Ctrl-C interrupted the read on a terminal. */
+static char *read_line(Input *in, const char *prompt, int *cancelled) {
+    *cancelled = 0;
+    interrupted = 0;
+    if (in->tty) {
+        fflush(stdout);
+        char *line = readline(prompt);
+        if (interrupted) {
+            free(line);
+            *cancelled = 1;
+            return NULL;
+        }
+        return line;
+    }
+    ssize_t n = getline(&in->plain, &in->plain_cap, stdin);
+    if (n < 0) return NULL;
+    if (n > 0 && in->plain[n - 1] == '\n') in->plain[--n] = '\0';
+    if (n > 0 && in->plain[n - 1] == '\r') in->plain[--n] = '\0';
+    return strdup(in->plain);
+}
+
+/* Leaves the compiled chunk on the stack and returns LUA_OK, or leaves an error message and
+ * returns the status; LUA_ERRSYNTAX with incomplete set means more input could complete it. */
+static int compile(lua_State *L, const char *code, size_t len, int *incomplete) {
+    static const char eof_mark[] = "<eof>";
+    *incomplete = 0;
+    int st = luaL_loadbuffer(L, code, len, "=stdin");
+    if (st == LUA_ERRSYNTAX) {
+        size_t ml;
+        const char *msg = lua_tolstring(L, -1, &ml);
+        if (msg && ml >= sizeof eof_mark - 1 &&
+            strcmp(msg + ml - (sizeof eof_mark - 1), eof_mark) == 0)
+            *incomplete = 1;
+    }
+    return st;
+}
+
+/* Reads one complete chunk and leaves it compiled on the stack. Returns 1 on success, 0 at end
+ * of input, -1 when the input was cancelled or did not compile (message already reported).
+ * Each attempt tries "return <code>" first, so a value spread over lines (a table constructor,
+ * "1 +" then "2") prints too. The code lives in a Lua string on the stack: no leak on error. */
+static int read_chunk(lua_State *L, Input *in) {
+    int cancelled;
+    char *line = read_line(in, PROMPT, &cancelled);
+    if (!line) return cancelled ? -1 : 0;
+    lua_pushstring(L, line);
+    free(line);
+    for (;;) {
+        size_t cl, rl;
+        const char *code = lua_tolstring(L, -1, &cl);
+        const char *ret = lua_pushfstring(L, "return %s", code);
+        rl = strlen(ret);
+        int expr_incomplete, stmt_incomplete;
+        int st = compile(L, ret, rl, &expr_incomplete);
+        lua_remove(L, -2);
+        if (st != LUA_OK) {
+            lua_pop(L, 1);
+            st = compile(L, code, cl, &stmt_incomplete);
+        }
+        if (st == LUA_OK) {
+            if (in->tty && cl) add_history(lua_tostring(L, -2));
+            lua_remove(L, -2);
+            return 1;
+        }
+        if (!expr_incomplete && !stmt_incomplete) {
+            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+        char *more = read_line(in, PROMPT2, &cancelled);
+        if (!more) {
+            lua_pop(L, 1);
+            return cancelled ? -1 : 0;
+        }
+        lua_pushliteral(L, "\n");
+        lua_pushstring(L, more);
+        free(more);
+        lua_concat(L, 3);
+    }
+}
+
+/* pcall'd: tostring(err) */
+static int error_text(lua_State *L) {
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+static void report_error(lua_State *L) {
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pushcfunction(L, error_text);
+        lua_insert(L, -2);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "(error object is not a string)");
+        }
+    }
+    fflush(stdout);
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    fflush(stderr);
+    lua_pop(L, 1);
+}
+
+/* Runs the chunk on top as a task and prints its results. */
+static void run_chunk(lua_State *L, int tty) {
+    int base = lua_gettop(L) - 1;
+    struct sigaction old;
+    running = 1;
+    set_sigint(on_sigint, &old);
+    int st = sched_call(L, 0);
+    running = 0;
+    if (!tty) sigaction(SIGINT, &old, NULL);
+    if (st != LUA_OK) {
+        report_error(L);
+    } else {
+        int n = lua_gettop(L) - base;
+        if (n > 0) {
+            luaL_checkstack(L, 1, "too many results to print");
+            lua_pushcfunction(L, pp_values);
+            lua_insert(L, base + 1);
+            if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+                putchar('\n');
+                report_error(L);
+            }
+        }
+    }
+    lua_settop(L, base);
+    fflush(stdout);
+}
+
+static char *history_path(void) {
+    const char *home = getenv("HOME");
+    if (!home || !*home) return NULL;
+    size_t n = strlen(home) + sizeof HISTORY_NAME + 1;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", home, HISTORY_NAME);
+    return p;
+}
+
+int repl_run(lua_State *L) {
+    Input in = {0};
+    struct sigaction old;
+    in.tty = isatty(0) && isatty(1);
+    sigaction(SIGINT, NULL, &old);
+    if (in.tty) {
+        comp_L = L;
+        rl_readline_name = "metasync";
+        /* '.' and ':' are not word breaks: "string.fo<TAB>" completes as one word */
+        rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(+-*/%^~#,[]}";
+        rl_completer_word_break_characters = (char *)rl_basic_word_break_characters;
+        rl_attempted_completion_function = comp_attempt;
+        in.history = history_path();
+        stifle_history(HISTORY_MAX);
+        if (in.history) read_history(in.history);
+        /* at the prompt Ctrl-C cancels the line; the handler stays for the whole session */
+        set_sigint(on_sigint, NULL);
+        printf("metasync %s REPL (%s) - Ctrl-D to exit\n", METASYNC_VERSION, LUA_RELEASE);
+    }
+    for (;;) {
+        int r = read_chunk(L, &in);
+        if (r == 0) break;
+        if (r < 0) {
+            if (in.tty) putchar('\n');
+            continue;
+        }
+        run_chunk(L, in.tty);
+    }
+    if (in.tty) {
+        putchar('\n');
+        if (in.history) write_history(in.history);
+        comp_clear();
+    }
+    fflush(stdout);
+    sigaction(SIGINT, &old, NULL);
+    free(in.history);
+    free(in.plain);
+    return 0;
+}
