@@ -1,0 +1,147 @@
+-- Validation of fields.json: {"ManualFields":[...], "CustomFields":[...]}, the old tool's
+-- field mapping. Items are normalised into field specs the rest of the library uses:
+-- {sectigo=, keyfactor=, kind="manual"|"custom", description=, datatype=1..7, hint=,
+--  validation=, enrollment=, message=, options={...}, default=, display_order=,
+--  case_sensitive=, allow_api=}
+local json = require("metasync.json")
+local config = require("metasync.config")
+local names = require("metasync.names")
+
+local M = {}
+
+local pick, CONV, null = config.pick, config.CONV, config.null
+
+local function opt_string(item, key, where, errs)
+  local v = pick(item, key)
+  if null(v) then return nil end
+  local s, what = CONV.str(v)
+  if not s then errs[#errs + 1] = string.format("%s.%s': %s", where, key, what) end
+  return s
+end
+
+-- options: a JSON list, or a comma-joined string as Keyfactor stores it
+local function options_of(v, where, errs)
+  if null(v) or v == "" then return nil end
+  if type(v) == "string" then
+    local out = {}
+    for part in v:gmatch("[^,]+") do out[#out + 1] = part:match("^%s*(.-)%s*$") end
+    return out
+  end
+  if type(v) ~= "table" then
+    errs[#errs + 1] = where .. ".keyfactorOptions': expected a list of strings"
+    return nil
+  end
+  local out = {}
+  for _, x in ipairs(v) do out[#out + 1] = tostring(x) end
+  return out
+end
+
+local function item_spec(item, kind, where, errs, warnings)
+  if type(item) ~= "table" then
+    errs[#errs + 1] = where .. "': expected an object"
+    return nil
+  end
+  config.unknown_keys(item, config.FIELD_KEYS, where .. "'", warnings)
+  local f = { kind = kind }
+  f.sectigo = opt_string(item, "sectigoFieldName", where, errs)
+  if not f.sectigo or f.sectigo == "" then
+    errs[#errs + 1] = where .. ".sectigoFieldName': expected a non-empty string"
+  end
+  f.keyfactor = opt_string(item, "keyfactorMetadataFieldName", where, errs)
+  if not f.keyfactor or f.keyfactor == "" then
+    errs[#errs + 1] = where .. ".keyfactorMetadataFieldName': expected a non-empty string"
+  end
+  local dt = pick(item, "keyfactorDataType")
+  local n = not null(dt) and tonumber(dt)
+  if not n or not math.tointeger(n) or n < 1 or n > 7 then
+    errs[#errs + 1] = string.format("%s.keyfactorDataType': expected an integer 1..7 (1 String, 2 Integer, 3 Date, 4 Boolean, 5 MultipleChoice, 6 BigText, 7 Email), got %s",
+      where, null(dt) and "nothing" or json.encode(dt))
+  else
+    f.datatype = math.tointeger(n)
+  end
+  f.description = opt_string(item, "keyfactorDescription", where, errs)
+  if not f.description or f.description == "" then f.description = f.keyfactor end
+  f.hint = opt_string(item, "keyfactorHint", where, errs) or ""
+  f.validation = opt_string(item, "keyfactorValidation", where, errs)
+  f.message = opt_string(item, "keyfactorMessage", where, errs)
+  f.default = opt_string(item, "keyfactorDefaultValue", where, errs)
+  f.options = options_of(pick(item, "keyfactorOptions"), where, errs)
+  for key, conv in pairs {
+    keyfactorEnrollment = { "enrollment", CONV.int, 0 },
+    keyfactorDisplayOrder = { "display_order", CONV.int, 0 },
+    keyfactorCaseSensitive = { "case_sensitive", CONV.bool, false },
+    keyfactorAllowAPI = { "allow_api", CONV.bool, true },
+  } do
+    local raw = pick(item, key)
+    if null(raw) or raw == "" then
+      f[conv[1]] = conv[3]
+    else
+      local v, what = conv[2](raw)
+      if v == nil then errs[#errs + 1] = string.format("%s.%s': %s", where, key, what) end
+      f[conv[1]] = v
+    end
+  end
+  if f.enrollment and (f.enrollment < 0 or f.enrollment > 2) then
+    errs[#errs + 1] = where .. ".keyfactorEnrollment': expected 0 (optional), 1 (required) or 2 (hidden)"
+  end
+  return f
+end
+
+local function list_of(doc, key, kind, file, errs, warnings)
+  local v = pick(doc, key)
+  if null(v) then return {} end
+  if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+    errs[#errs + 1] = string.format("%s: key '%s': expected a list of field objects", file, key)
+    return {}
+  end
+  local out = {}
+  for i, item in ipairs(v) do
+    local where = string.format("%s: key '%s[%d]", file, key, i)
+    local f = item_spec(item, kind, where, errs, warnings)
+    if f then out[#out + 1] = f end
+  end
+  return out
+end
+
+-- validate(doc, file, cfg, errs, warnings) -> {manual=, custom=}
+function M.validate(doc, file, cfg, errs, warnings)
+  if type(doc) ~= "table" then
+    errs[#errs + 1] = file .. ": expected an object with ManualFields and CustomFields"
+    return { manual = {}, custom = {} }
+  end
+  config.unknown_keys(doc, { "ManualFields", "CustomFields" }, file, warnings)
+  local fields = {
+    manual = list_of(doc, "ManualFields", "manual", file, errs, warnings),
+    custom = list_of(doc, "CustomFields", "custom", file, errs, warnings),
+  }
+  -- Names typed by the site must already be valid Keyfactor names, or be rewritten by a
+  -- replacement the site has filled in. With importAllCustomFields the custom names come from
+  -- Sectigo instead and go through the banned-characters flow at run time.
+  local check = { fields.manual }
+  if not cfg.importAllCustomFields then check[2] = fields.custom end
+  local seen = {}
+  for _, list in ipairs(check) do
+    for _, f in ipairs(list) do
+      if f.keyfactor then
+        local bad = names.banned(f.keyfactor)
+        local missing = {}
+        for _, c in ipairs(bad) do
+          local e = cfg.banned and cfg.banned.by_char[c]
+          if not (e and e.replacement) then missing[#missing + 1] = names.describe(c) end
+        end
+        if #missing > 0 then
+          errs[#errs + 1] = string.format("%s: key '%s': Keyfactor field name '%s' contains %s; Keyfactor accepts only A-Z a-z 0-9 _ - (rename it, or give a replacement in bannedcharacters.json)",
+            file, f.kind == "manual" and "ManualFields" or "CustomFields", f.keyfactor, table.concat(missing, ", "))
+        end
+        local low = f.keyfactor:lower()
+        if seen[low] then
+          errs[#errs + 1] = string.format("%s: key 'keyfactorMetadataFieldName': '%s' is mapped twice", file, f.keyfactor)
+        end
+        seen[low] = true
+      end
+    end
+  end
+  return fields
+end
+
+return M
