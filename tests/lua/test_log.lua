@@ -1,0 +1,178 @@
+-- metasync.log: line layout, sinks, level filtering, rotation, redaction, loggers, run ids.
+local log = require "metasync.log"
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function lines(path)
+  local t = {}
+  for l in (read(path) or ""):gmatch("[^\n]+") do t[#t + 1] = l end
+  return t
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- a fresh directory: os.tmpname gives a unique file; use it as a prefix for a directory that
+-- setup must create (nested, so mkdir -p is exercised)
+local base = os.tmpname()
+os.remove(base)
+local dir = base .. ".d/nested/logs"
+local file, errors = dir .. "/main.log", dir .. "/errors.log"
+local created = {}
+local function cleanup()
+  for _, p in ipairs(created) do os.remove(p) end
+  os.remove(dir); os.remove(base .. ".d/nested"); os.remove(base .. ".d")
+end
+
+-- defaults before setup
+assert(log.level() == "info")
+assert(log.enabled("info") and log.enabled("error"))
+assert(not log.enabled("debug"))
+
+-- run id: 8 hex chars, stable
+local id = log.run_id()
+assert(type(id) == "string" and id:match("^%x%x%x%x%x%x%x%x$"), id)
+assert(log.run_id() == id)
+
+-- levels: names are case-insensitive, "warning" is an alias, unknown names raise
+assert(log.setup{level = "DEBUG", file = file, errors_file = errors, stderr = false})
+created = {file, errors}
+assert(log.level() == "debug")
+log.set_level("Warning"); assert(log.level() == "warn")
+log.set_level("trace"); assert(log.level() == "trace")
+assert(not pcall(log.set_level, "verbose"))
+assert(not pcall(log.setup, {level = "loud"}))
+assert(not pcall(log.setup, {max_files = -1}))
+log.set_level("debug")
+
+-- one record per level
+log.trace("t", "not written %d", 1)
+log.debug("Sync", "debug %d", 1)
+log.info("Sync", "info %s=%q", "k", "v")
+log.warn("Sync", "warn %5.2f", 3.14159)
+log.error("Sync", "error")
+log.fatal("Sync", "fatal")
+log.info("Sync", "100% verbatim %s %d") -- no args: no formatting
+log.info(nil, "default logger")
+
+local main = lines(file)
+assert(#main == 7, "main log has " .. #main .. " lines")
+local pat = "^(%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d%d) | (%u+ *) | ([^|]+) | (.*)$"
+local expect = {
+  {"DEBUG", "Sync", "debug 1"},
+  {"INFO ", "Sync", 'info k="v"'},
+  {"WARN ", "Sync", "warn  3.14"},
+  {"ERROR", "Sync", "error"},
+  {"FATAL", "Sync", "fatal"},
+  {"INFO ", "Sync", "100% verbatim %s %d"},
+  {"INFO ", "metasync", "default logger"},
+}
+for i, e in ipairs(expect) do
+  local ts, lvl, logger, msg = main[i]:match(pat)
+  assert(ts, "bad layout: " .. main[i])
+  assert(lvl == e[1], ("line %d level %q"):format(i, lvl))
+  assert(logger == e[2], ("line %d logger %q"):format(i, logger))
+  assert(msg == e[3], ("line %d message %q"):format(i, msg))
+end
+-- the timestamp is local time, now
+local ts = main[1]:match(pat)
+assert(ts:sub(1, 10) == os.date("%Y-%m-%d") or ts:sub(1, 10) == os.date("%Y-%m-%d", os.time() - 5))
+
+-- the errors file: only ERROR and FATAL
+local errs = lines(errors)
+assert(#errs == 2, "errors log has " .. #errs .. " lines")
+assert(errs[1]:match(pat) and errs[1]:find("| ERROR | Sync | error", 1, true))
+assert(errs[2]:find("| FATAL | Sync | fatal", 1, true))
+
+-- format errors raise (misuse)
+assert(not pcall(log.info, "x", "%d", "not a number"))
+
+-- level filtering: at warn, info/debug vanish; enabled() agrees
+log.set_level("warn")
+assert(not log.enabled("info") and log.enabled("warn"))
+log.info("Sync", "dropped")
+log.warn("Sync", "kept")
+main = lines(file)
+assert(#main == 8 and main[8]:find("| WARN  | Sync | kept", 1, true))
+-- arguments are not even formatted when nothing would be written
+log.debug("Sync", "%d", "would raise if formatted")
+
+-- logger objects
+log.set_level("info")
+local lg = log.logger("Keyfactor")
+assert(tostring(lg):find("Keyfactor", 1, true))
+lg:info("fetched %d certificates", 42)
+lg:debug("dropped")
+assert(lg:enabled("warn") and not lg:enabled("debug"))
+main = lines(file)
+assert(#main == 9 and main[9]:find("| INFO  | Keyfactor | fetched 42 certificates", 1, true))
+
+-- run start / end carry the run id
+log.run_start("Sync", "sctokf dry_run=%s", tostring(true))
+lg:run_end("%d written", 3)
+main = lines(file)
+assert(main[10]:find("| Sync | run " .. id .. " started: sctokf dry_run=true", 1, true), main[10])
+assert(main[11]:find("| Keyfactor | run " .. id .. " finished: 3 written", 1, true), main[11])
+
+-- redaction: nothing secret reaches any file
+local secrets = {
+  'Authorization: Basic dXNlcjpwYXNz',
+  'password: hunter2',
+  'headers {login = "admin-user", password = "s3cr3t"}',
+  '{"password":"jsonpass","name":"keep-me"}',
+  'POST body client_secret=abc123&grant_type=client_credentials',
+  'token {"access_token": "eyJhbGciOi", "expires_in": 3600}',
+}
+for _, s in ipairs(secrets) do log.error("Http", s) end
+log.error("Http", "login failed for %s", "bob") -- no separator: nothing to redact
+local all = read(file) .. read(errors)
+for _, secret in ipairs{"dXNlcjpwYXNz", "Basic", "hunter2", "admin-user", "s3cr3t", "jsonpass",
+                        "abc123", "eyJhbGciOi"} do
+  assert(not all:find(secret, 1, true), "secret leaked: " .. secret)
+end
+for _, kept in ipairs{"Authorization: ***", "password: ***", 'login = "***"', '"password":"***"',
+                      '"name":"keep-me"', "client_secret=***&grant_type=client_credentials",
+                      '"access_token": "***", "expires_in": 3600', "login failed for bob"} do
+  assert(all:find(kept, 1, true), "expected in log: " .. kept)
+end
+assert(log.redact("PASSWORD=x y") == "PASSWORD=*** y")
+assert(log.redact("nothing here") == "nothing here")
+
+-- rotation: 200-byte files, 2 archives
+local rfile, rerr = dir .. "/rot.log", dir .. "/rot-errors.log"
+assert(log.setup{level = "info", file = rfile, errors_file = rerr, stderr = false,
+                 max_size = 200, max_files = 2})
+created = {file, errors, rfile, rerr, rfile .. ".1", rfile .. ".2", rfile .. ".3",
+           rerr .. ".1", rerr .. ".2", rerr .. ".3"}
+for i = 1, 40 do log.info("Rot", "line %03d", i) end
+for i = 1, 10 do log.error("Rot", "err %03d", i) end
+assert(exists(rfile .. ".1") and exists(rfile .. ".2"), "archives missing")
+assert(not exists(rfile .. ".3"), "too many archives kept")
+assert(exists(rerr .. ".1"))
+for _, p in ipairs{rfile, rfile .. ".1", rfile .. ".2", rerr} do
+  local size = #read(p)
+  assert(size <= 200, p .. " has " .. size .. " bytes")
+end
+-- the newest lines are in the live file, older ones in .1, the oldest were dropped
+local live = read(rfile)
+assert(live:find("err 010", 1, true))
+assert(not read(rfile .. ".2"):find("line 001", 1, true))
+-- every archive line keeps the layout
+for _, l in ipairs(lines(rfile .. ".1")) do assert(l:match(pat), l) end
+
+-- reconfiguring closes the old files; setup reports an unusable path as nil, message
+local ok, err = log.setup{file = "/proc/nonexistent/dir/x.log", errors_file = false, stderr = false}
+assert(ok == nil and type(err) == "string" and err:find("/proc/nonexistent", 1, true), tostring(err))
+
+log.setup{file = false, errors_file = false, stderr = true}
+cleanup()
+print("test_log: ok")
