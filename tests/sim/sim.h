@@ -1,0 +1,58 @@
+/* metasync-sim: interfaces between the C host's parts. The endpoints themselves are all Lua;
+ * C only moves requests in and responses out, keeps time and counts requests in flight. */
+#ifndef METASYNC_SIM_H
+#define METASYNC_SIM_H
+
+#include <stddef.h>
+#include <lua.h>
+#include <microhttpd.h>
+
+/* Largest request body handed to Lua; larger uploads are answered 413 without calling Lua. */
+#define SIM_MAX_BODY ((size_t)8 << 20)
+/* Longest delay a handler may ask for (ms): keeps a typo from parking a connection for days. */
+#define SIM_MAX_DELAY_MS 600000u
+
+/* sim_mod.c: the native "sim" module and the in-flight counters it reports. */
+int luaopen_sim(lua_State *L);
+void sim_inflight_enter(void);
+void sim_inflight_leave(void);
+
+/* sim_timer.c: resumes suspended connections when their delay is over, off the MHD threads. */
+int sim_timer_start(void);
+/* The connection must already be suspended. */
+void sim_timer_add(struct MHD_Connection *conn, unsigned ms);
+/* Resumes everything still waiting (and anything added later) and joins the thread. */
+void sim_timer_stop(void);
+
+/* sim_lua.c: the one lua_State, serialised by a mutex. */
+struct sim_listen {
+  char host[64];
+  int sectigo_port;   /* 0: any free port */
+  int keyfactor_port; /* 0: any free port, -1: no Keyfactor daemon */
+};
+
+/* Returns 0, or prints the reason and returns the exit code. */
+int simlua_open(const char *lua_dir, const char *handler_file);
+/* Calls M.init(args). Returns 0 (out filled), -1 when init returned nil (help was shown: exit 0),
+ * or an exit code after printing the error. */
+int simlua_init(int argc, char **argv, struct sim_listen *out);
+void simlua_close(void);
+
+struct sim_request {
+  struct MHD_Connection *conn;
+  const char *api, *method, *path;
+  const char *query; /* raw, without '?' */
+  size_t query_len;
+  const char *body;
+  size_t body_len;
+  /* results */
+  struct MHD_Response *resp; /* NULL only when out of memory */
+  unsigned status;
+  unsigned delay_ms;
+};
+void simlua_dispatch(struct sim_request *rq);
+
+/* A JSON error response {"error": msg} (msg is escaped); NULL when out of memory. */
+struct MHD_Response *sim_error_response(const char *msg, size_t len);
+
+#endif

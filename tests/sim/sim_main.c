@@ -1,0 +1,372 @@
+/* metasync-sim: a local simulator of the Sectigo and Keyfactor REST APIs.
+ * C is the HTTP plumbing (libmicrohttpd, one daemon per API); every endpoint is Lua. Usage:
+ *   metasync-sim [--handler FILE] [options for the Lua side...]
+ * Prints one JSON line with the base URLs once listening; runs until SIGINT/SIGTERM. */
+#include "sim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef SIM_LUA_DIR
+#define SIM_LUA_DIR "tests/sim/lua"
+#endif
+
+enum { RQ_NEW, RQ_BODY, RQ_WAITING };
+
+/* One per request, created when the request line arrives (URI log callback) and freed when MHD
+ * reports the request completed. */
+struct request {
+  int state;
+  bool too_big;
+  struct MHD_Response *resp; /* held while the connection is suspended for a delay */
+  unsigned status;
+  char *body;
+  size_t len, cap;
+  size_t query_len;
+  char query[]; /* raw query string, NUL-terminated */
+};
+
+struct server {
+  const char *api;
+  struct MHD_Daemon *daemon;
+  unsigned port;
+};
+
+static struct MHD_Response *too_large; /* shared 413: responses are reference counted */
+
+static struct request *request_new(const char *uri)
+{
+  const char *q = uri ? strchr(uri, '?') : NULL;
+  size_t qlen = q ? strlen(q + 1) : 0;
+  struct request *r = malloc(sizeof *r + qlen + 1);
+  if (!r)
+    return NULL;
+  memset(r, 0, sizeof *r);
+  r->query_len = qlen;
+  if (qlen)
+    memcpy(r->query, q + 1, qlen);
+  r->query[qlen] = '\0';
+  sim_inflight_enter();
+  return r;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the raw URI (the access handler only gets the decoded
+ * path), and what it returns becomes the request's context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+  (void)cls, (void)conn;
+  return request_new(uri);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  (void)cls, (void)conn, (void)toe;
+  struct request *r = *req_cls;
+  if (!r)
+    return;
+  if (r->resp)
+    MHD_destroy_response(r->resp);
+  free(r->body);
+  free(r);
+  *req_cls = NULL;
+  sim_inflight_leave();
+}
+
+static bool append_body(struct request *r, const char *data, size_t n)
+{
+  if (r->too_big || n > SIM_MAX_BODY - r->len) {
+    r->too_big = true;
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    return true;
+  }
+  if (r->len + n > r->cap) {
+    size_t cap = r->cap ? r->cap : 4096;
+    while (cap < r->len + n)
+      cap *= 2;
+    if (cap > SIM_MAX_BODY)
+      cap = SIM_MAX_BODY;
+    char *b = realloc(r->body, cap);
+    if (!b)
+      return false;
+    r->body = b;
+    r->cap = cap;
+  }
+  memcpy(r->body + r->len, data, n);
+  r->len += n;
+  return true;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status,
+                             struct MHD_Response *resp)
+{
+  if (!resp)
+    return MHD_NO; /* out of memory: MHD drops the connection */
+  return MHD_queue_response(conn, status, resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+  struct server *srv = cls;
+  struct request *r = *req_cls;
+  (void)version;
+  if (!r) { /* MHD skipped the URI callback; should not happen, but cope */
+    r = request_new(NULL);
+    if (!r)
+      return MHD_NO;
+    *req_cls = r;
+  }
+
+  if (r->state == RQ_NEW) {
+    r->state = RQ_BODY;
+    /* Refuse an announced oversized body before reading it (no 100 Continue is sent). */
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+      errno = 0;
+      char *end;
+      unsigned long long n = strtoull(cl, &end, 10);
+      if (errno == 0 && end != cl && n > SIM_MAX_BODY)
+        return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, too_large);
+    }
+    return MHD_YES;
+  }
+
+  if (*upload_data_size) {
+    if (!append_body(r, upload_data, *upload_data_size))
+      return MHD_NO;
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+
+  if (r->state == RQ_WAITING) { /* resumed after the delay */
+    enum MHD_Result ret = queue(conn, r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    return ret;
+  }
+
+  if (r->too_big)
+    return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, too_large);
+
+  struct sim_request rq = {
+      .conn = conn,
+      .api = srv->api,
+      .method = method,
+      .path = url,
+      .query = r->query,
+      .query_len = r->query_len,
+      .body = r->body,
+      .body_len = r->len,
+  };
+  simlua_dispatch(&rq);
+  free(r->body);
+  r->body = NULL;
+  r->len = r->cap = 0;
+  if (!rq.resp)
+    return MHD_NO;
+  if (rq.delay_ms > 0) {
+    r->state = RQ_WAITING;
+    r->resp = rq.resp;
+    r->status = rq.status;
+    MHD_suspend_connection(conn);
+    sim_timer_add(conn, rq.delay_ms);
+    return MHD_YES;
+  }
+  enum MHD_Result ret = MHD_queue_response(conn, rq.status, rq.resp);
+  MHD_destroy_response(rq.resp);
+  return ret;
+}
+
+/* ---- daemons ---- */
+
+/* MHD's own complaints (malformed requests, faults we injected) go to stderr, marked as such. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  (void)cls;
+  fputs("metasync-sim: mhd: ", stderr);
+  vfprintf(stderr, fmt, ap);
+}
+
+static bool start_server(struct server *srv, const char *host, int port)
+{
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
+  struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+  if (strcmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)port);
+  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    flags |= MHD_USE_IPv6;
+  } else {
+    fprintf(stderr, "metasync-sim: invalid host address %s (a numeric IP expected)\n", host);
+    return false;
+  }
+  srv->daemon = MHD_start_daemon(
+      flags, (uint16_t)port, NULL, NULL, on_request, srv,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+      MHD_OPTION_END);
+  if (!srv->daemon) {
+    fprintf(stderr, "metasync-sim: cannot listen on %s port %d for %s\n", host, port, srv->api);
+    return false;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  srv->port = di ? di->port : (unsigned)port;
+  return true;
+}
+
+/* The installed layout keeps the Lua code in <prefix>/share/metasync/sim next to bin/. */
+static void lua_dir(char *out, size_t size)
+{
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = '\0';
+      struct stat st;
+      int k = snprintf(out, size, "%s/../share/metasync/sim", exe);
+      if (k > 0 && (size_t)k < size && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+        return;
+    }
+  }
+  snprintf(out, size, "%s", SIM_LUA_DIR);
+}
+
+/* 1024 descriptors is the usual soft limit; hundreds of concurrent test clients need more. */
+static void raise_fd_limit(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static void format_host(char *out, size_t size, const char *host)
+{
+  if (strcmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  snprintf(out, size, strchr(host, ':') ? "[%s]" : "%s", host);
+}
+
+int main(int argc, char **argv)
+{
+  const char *handler = NULL;
+  char **args = calloc((size_t)argc + 1, sizeof *args);
+  int nargs = 0;
+  if (!args)
+    return 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--handler") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+        fprintf(stderr, "metasync-sim: --handler needs a file\n");
+        free(args);
+        return 64;
+      }
+      handler = argv[++i];
+    } else if (strncmp(argv[i], "--handler=", 10) == 0 && argv[i][10] != '\0') {
+      handler = argv[i] + 10;
+    } else {
+      args[nargs++] = argv[i];
+    }
+  }
+
+  char dir[PATH_MAX];
+  lua_dir(dir, sizeof dir);
+  int rc = simlua_open(dir, handler);
+  if (rc != 0) {
+    simlua_close();
+    free(args);
+    return rc;
+  }
+  struct sim_listen listen = {"127.0.0.1", 0, -1};
+  rc = simlua_init(nargs, args, &listen);
+  free(args);
+  if (rc != 0) {
+    simlua_close();
+    return rc < 0 ? 0 : rc;
+  }
+
+  /* Only the main thread takes SIGINT/SIGTERM (via sigwait): block them before any thread
+   * exists so every thread inherits the mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+
+  static const char too_large_body[] = "{\"error\":\"request body larger than 8 MiB\"}";
+  too_large = MHD_create_response_from_buffer(sizeof too_large_body - 1, (void *)too_large_body,
+                                              MHD_RESPMEM_PERSISTENT);
+  if (!too_large || MHD_add_response_header(too_large, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                            "application/json;charset=UTF-8") != MHD_YES ||
+      MHD_add_response_header(too_large, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
+      sim_timer_start() != 0) {
+    fprintf(stderr, "metasync-sim: out of resources at startup\n");
+    simlua_close();
+    return 1;
+  }
+
+  struct server servers[2] = {{.api = "sectigo"}, {.api = "keyfactor"}};
+  int nservers = listen.keyfactor_port >= 0 ? 2 : 1;
+  bool ok = start_server(&servers[0], listen.host, listen.sectigo_port);
+  if (ok && nservers == 2)
+    ok = start_server(&servers[1], listen.host, listen.keyfactor_port);
+
+  if (ok) {
+    char host[80];
+    format_host(host, sizeof host, listen.host);
+    if (nservers == 2)
+      printf("{\"sectigo\":\"http://%s:%u\",\"keyfactor\":\"http://%s:%u/KeyfactorAPI\"}\n", host,
+             servers[0].port, host, servers[1].port);
+    else
+      printf("{\"sectigo\":\"http://%s:%u\"}\n", host, servers[0].port);
+    fflush(stdout);
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0) {
+    }
+  }
+
+  /* Parked connections must be resumed before MHD_stop_daemon, which refuses suspended ones. */
+  sim_timer_stop();
+  for (int i = 0; i < nservers; i++)
+    if (servers[i].daemon)
+      MHD_stop_daemon(servers[i].daemon);
+  MHD_destroy_response(too_large);
+  simlua_close();
+  return ok ? 0 : 1;
+}
