@@ -61,6 +61,7 @@ static void absolute(const char *in, char *out, size_t outsz) {
   }
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+  while (in[0] == '.' && in[1] == '/') in += 2;
   snprintf(out, outsz, "%s/%s", cwd, in);
 }
 
@@ -142,6 +143,12 @@ static void set_options(lua_State *L, const HostOptions *o) {
   lua_setfield(L, -2, "args");
   lua_pushliteral(L, METASYNC_VERSION);
   lua_setfield(L, -2, "version");
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    lua_pushlstring(L, exe, (size_t)n);
+    lua_setfield(L, -2, "executable");
+  }
   /* require "metasync.options" returns this table (see load_options). */
   lua_setfield(L, LUA_REGISTRYINDEX, "metasync.options");
 }
