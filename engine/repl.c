@@ -130,6 +130,9 @@ static int key_less(lua_State *L) {
     return 1;
 }
 
+/* table.sort as it was when the REPL started: the user may reassign the global "table". */
+static const char sort_key = 's';
+
 static void indent(int depth) {
     for (int i = 0; i < depth; i++) fputs("  ", stdout);
 }
@@ -185,15 +188,13 @@ static void pp_table(lua_State *L, int idx, int depth, int seen) {
     if (nkeys == 0) {
         fputs("{}", stdout);
     } else {
-        lua_getglobal(L, "table");
-        if (nkeys > 1 && lua_istable(L, -1) && lua_getfield(L, -1, "sort") == LUA_TFUNCTION) {
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sort_key) == LUA_TFUNCTION && nkeys > 1) {
             lua_pushvalue(L, keys);
             lua_pushcfunction(L, key_less);
             lua_call(L, 2, 0);
-        } else if (nkeys > 1) {
+        } else {
             lua_pop(L, 1);
         }
-        lua_pop(L, 1);
 
         /* the sequence part: keys 1..seq, which sorting put first */
         lua_Integer seq = 0;
@@ -302,10 +303,20 @@ static void comp_fields(lua_State *L, int idx, const char *text, size_t plen, co
             lua_pop(L, 1);
         }
         if (!lua_getmetatable(L, idx)) break;
-        lua_getfield(L, -1, "__index");
+        lua_pushliteral(L, "__index");
+        lua_rawget(L, -2);
         lua_remove(L, -2);
         idx = lua_gettop(L);
     }
+}
+
+/* The value on top, or for a non-table its metatable's __index, as a table on top; 0 if none. */
+static int as_table(lua_State *L) {
+    if (lua_istable(L, -1)) return 1;
+    if (!lua_getmetatable(L, -1)) return 0;
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -2);
+    return lua_istable(L, -1);
 }
 
 /* Complete "a.b.c" / "a:b": walk the path with raw gets (no __index code runs on a keystroke),
@@ -331,19 +342,13 @@ static void comp_collect(lua_State *L, const char *text) {
     while (p < last) {
         const char *e = p + strcspn(p, ".:");
         if (e > last) e = last;
-        if (!lua_istable(L, -1)) {
-            if (!lua_getmetatable(L, -1)) goto done;
-            lua_getfield(L, -1, "__index");
-        }
+        if (!as_table(L)) goto done;
         lua_pushlstring(L, p, (size_t)(e - p));
         lua_rawget(L, -2);
         if (lua_isnil(L, -1)) goto done;
         p = e + 1;
     }
-    if (!lua_istable(L, -1)) {
-        if (!lua_getmetatable(L, -1)) goto done;
-        lua_getfield(L, -1, "__index");
-    }
+    if (!as_table(L)) goto done;
     comp_fields(L, lua_gettop(L), text, (size_t)(last + 1 - text), last + 1, *last == ':');
 done:
     lua_settop(L, top);
@@ -519,6 +524,10 @@ int repl_run(lua_State *L) {
     struct sigaction old;
     in.tty = isatty(0) && isatty(1);
     sigaction(SIGINT, NULL, &old);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    lua_getfield(L, -1, "sort");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sort_key);
+    lua_pop(L, 1);
     if (in.tty) {
         comp_L = L;
         rl_readline_name = "metasync";
