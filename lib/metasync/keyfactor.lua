@@ -1,0 +1,146 @@
+-- Keyfactor Command client: Basic auth (DOMAIN\user) or OAuth2 client credentials, the
+-- x-keyfactor-requested-with header on every request, the paged certificate query (pages
+-- fetched concurrently once x-total-count is known), metadata updates and MetadataFields.
+local rest = require("metasync.rest")
+local oauth = require("metasync.oauth")
+local task = require("metasync.task")
+local json = require("metasync.json")
+
+local M = {}
+local Client = {}
+Client.__index = Client
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+function M.base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    for k = 0, 3 do
+      local idx = (n >> (18 - 6 * k)) & 63
+      out[#out + 1] = B64:sub(idx + 1, idx + 1)
+    end
+    if not c then out[#out] = "=" end
+    if not b then out[#out - 1] = "=" end
+  end
+  return table.concat(out)
+end
+
+-- new{base, login, password, oauth={token_url, client_id, client_secret, scope, audience, skew},
+--     requested_with, concurrency, http={...}}
+function M.new(o)
+  local c = setmetatable({ concurrency = o.concurrency or 8 }, Client)
+  local ro = { name = "Keyfactor", base = o.base, logger = "keyfactor",
+    headers = { ["x-keyfactor-requested-with"] = o.requested_with or "APIClient",
+      ["x-keyfactor-api-version"] = "1" } }
+  for k, v in pairs(o.http or {}) do ro[k] = v end
+  if o.oauth and o.oauth.token_url then
+    local tok = oauth.new { name = "Keyfactor", token_url = o.oauth.token_url, client_id = o.oauth.client_id,
+      client_secret = o.oauth.client_secret, scope = o.oauth.scope, audience = o.oauth.audience,
+      skew = o.oauth.skew, http = o.http }
+    ro.reauth_on_401 = true
+    ro.auth = function(force)
+      local v, err = tok:get(force)
+      if not v then return nil, err end
+      return { Authorization = v }
+    end
+  else
+    ro.headers.Authorization = "Basic " .. M.base64((o.login or "") .. ":" .. (o.password or ""))
+  end
+  c.rest = rest.new(ro)
+  return c
+end
+
+-- paged(path, query, page_size) -> every item of a 1-based paged list, or nil, message.
+-- Both query name styles are sent (v25 PageReturned/ReturnLimit and v10 pq.*): servers bind
+-- the ones they know and ignore the rest.
+function Client:paged(path, query, page_size)
+  local function fetch(n)
+    local q = { { "PageReturned", n }, { "ReturnLimit", page_size } }
+    for _, kv in ipairs(query) do q[#q + 1] = kv end
+    local resp, err = self.rest:request("GET", path, { query = q })
+    if not resp then return nil, err end
+    if type(resp.json) ~= "table" then return nil, string.format("Keyfactor GET %s: expected a list", path) end
+    return resp.json, tonumber(resp.headers and resp.headers["x-total-count"])
+  end
+  local first, total = fetch(1)
+  if not first then return nil, total end
+  local pages = { first }
+  if total and #first > 0 then
+    local last = (total + page_size - 1) // page_size
+    local i = 1
+    local results, errors = task.map(function()
+      i = i + 1
+      if i <= last then return i end
+    end, self.concurrency, function(n)
+      local p, err = fetch(n)
+      if not p then error(err, 0) end
+      return p
+    end)
+    for k = 1, last - 1 do
+      if errors and errors[k] then return nil, (tostring(errors[k]):match("^[^\n]*")) end
+      pages[k + 1] = results[k]
+    end
+  end
+  local n = #pages
+  while #pages[#pages] == page_size do
+    n = n + 1
+    local p, err = fetch(n)
+    if not p then return nil, err end
+    if #p == 0 then break end
+    pages[#pages + 1] = p
+  end
+  local out, seen = {}, {}
+  for _, p in ipairs(pages) do
+    for _, item in ipairs(p) do
+      local id = type(item) == "table" and item.Id
+      if id == nil or not seen[id] then
+        if id then seen[id] = true end
+        out[#out + 1] = item
+      end
+    end
+  end
+  return out
+end
+
+-- certificates{query=, include_revoked=, include_expired=, page_size=} -> list, or nil, message
+function Client:certificates(o)
+  local q = { { "QueryString", o.query or "" }, { "includeMetadata", "true" } }
+  if o.include_revoked then q[#q + 1] = { "IncludeRevoked", "true" } end
+  if o.include_expired then q[#q + 1] = { "IncludeExpired", "true" } end
+  return self:paged("/Certificates", q, o.page_size or 100)
+end
+
+-- update_metadata(id, map) -> true or nil, message. Keyfactor overwrites only the keys sent.
+function Client:update_metadata(id, metadata)
+  local resp, err = self.rest:request("PUT", "/Certificates/Metadata", { body = { Id = id, Metadata = metadata } })
+  if not resp then return nil, err .. string.format(" (certificate %s)", tostring(id)) end
+  return true
+end
+
+function Client:metadata_fields()
+  return self:paged("/MetadataFields", {}, 500)
+end
+
+-- Field definitions go with every property Keyfactor needs (DisplayOrder included: newer
+-- versions refuse a definition without it).
+local function definition(f)
+  local d = { Name = f.Name, Description = f.Description, DataType = f.DataType,
+    Hint = f.Hint or "", Validation = f.Validation or json.null, Enrollment = f.Enrollment or 0,
+    Message = f.Message or json.null, Options = f.Options or json.null,
+    DefaultValue = f.DefaultValue or json.null, DisplayOrder = f.DisplayOrder or 0,
+    CaseSensitive = f.CaseSensitive or false }
+  if f.Id then d.Id = f.Id end
+  return d
+end
+
+function Client:create_field(f)
+  return self.rest:json("POST", "/MetadataFields", { body = definition(f) })
+end
+
+function Client:update_field(f)
+  return self.rest:json("PUT", "/MetadataFields", { body = definition(f) })
+end
+
+return M

@@ -1,0 +1,70 @@
+-- The operator's summary: what a run considered, matched, changed and why anything failed.
+-- Printed on stdout at the end; the exit code follows from it (0 ok, 2 some certificates failed).
+local log = require("metasync.log")
+local task = require("metasync.task")
+
+local M = {}
+local Report = {}
+Report.__index = Report
+
+function M.new(direction)
+  return setmetatable({
+    direction = direction, started = task.now(), considered = 0, skipped = 0, matched = 0,
+    updated = 0, unchanged = 0, unmatched = {}, failed = {}, fields_created = 0,
+    fields_updated = 0, planned = 0, dry_run = false,
+  }, Report)
+end
+
+function Report:fail(serial, reason)
+  self.failed[#self.failed + 1] = { serial = serial, reason = reason }
+  log.error("sync", "certificate %s failed: %s", tostring(serial), reason)
+end
+
+function Report:unmatched_serial(serial)
+  self.unmatched[#self.unmatched + 1] = serial
+end
+
+function Report:exit_code()
+  return #self.failed > 0 and 2 or 0
+end
+
+-- lines() -> the summary text
+function Report:lines()
+  local out = {}
+  local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
+  add("metasync %s%s summary", self.direction, self.dry_run and " (dry run: nothing written)" or "")
+  add("  certificates considered: %d", self.considered)
+  if self.skipped > 0 then add("  skipped by policy:       %d", self.skipped) end
+  add("  matched:                 %d", self.matched)
+  if self.dry_run then
+    add("  would update:            %d", self.planned)
+  else
+    add("  updated:                 %d", self.updated)
+  end
+  add("  unchanged:               %d", self.unchanged)
+  add("  unmatched:               %d%s", #self.unmatched, #self.unmatched > 0 and " (serials in the log)" or "")
+  add("  failed:                  %d", #self.failed)
+  for i, f in ipairs(self.failed) do
+    if i > 20 then add("    ... and %d more (see the errors log)", #self.failed - 20); break end
+    add("    %s: %s", tostring(f.serial), f.reason)
+  end
+  add("  fields created:          %d%s", self.fields_created, self.dry_run and " (planned)" or "")
+  add("  fields updated:          %d%s", self.fields_updated, self.dry_run and " (planned)" or "")
+  add("  duration:                %.1f s", task.now() - self.started)
+  return out
+end
+
+-- finish() -> exit code, after logging the unmatched serials and printing the summary.
+function Report:finish()
+  if #self.unmatched > 0 then
+    log.info("sync", "%d unmatched certificates (no certificate with the same serial on the other side):", #self.unmatched)
+    for _, s in ipairs(self.unmatched) do log.info("sync", "unmatched serial %s", tostring(s)) end
+  end
+  local lines = self:lines()
+  for _, l in ipairs(lines) do log.info("summary", "%s", l) end
+  io.stdout:write(table.concat(lines, "\n"), "\n")
+  io.stdout:flush()
+  return self:exit_code()
+end
+
+return M

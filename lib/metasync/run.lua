@@ -1,0 +1,226 @@
+-- The run skeleton both stock policies share: load and check config, set up logging, build
+-- the clients, pre-flight both APIs, settle field names and definitions, list both
+-- inventories, match them by serial, then plan and apply through metasync.flows. The policy
+-- (a table of hooks, see scripts/sctokf.lua) decides everything a site might want to change.
+local config = require("metasync.config")
+local log = require("metasync.log")
+local http = require("metasync.http")
+local task = require("metasync.task")
+local sectigo = require("metasync.sectigo")
+local keyfactor = require("metasync.keyfactor")
+local names = require("metasync.names")
+local serial = require("metasync.serial")
+local fields = require("metasync.fields")
+local report = require("metasync.report")
+
+local M = {}
+
+local function options()
+  local ok, o = pcall(require, "metasync.options")
+  return ok and type(o) == "table" and o or {}
+end
+
+local function stderr(fmt, ...)
+  io.stderr:write("metasync: ", string.format(fmt, ...), "\n")
+end
+
+local Fatal = {}
+local function fatal(fmt, ...)
+  error(setmetatable({ msg = string.format(fmt, ...) }, Fatal), 0)
+end
+M.fatal = fatal
+
+local function host_of(url) return url:match("^https?://([^/]+)") end
+
+-- clients(cfg, opts) -> sectigo client, keyfactor client
+function M.clients(cfg, opts)
+  local common = { timeout = cfg.requestTimeoutSeconds, connect_timeout = cfg.connectTimeoutSeconds,
+    cafile = cfg.caFile, proxy = cfg.proxy, insecure = cfg.insecureSkipVerify, retries = cfg.maxRetries }
+  local sn = opts.concurrency or cfg.sectigoConcurrency
+  local kn = opts.concurrency or cfg.keyfactorConcurrency
+  local so = cfg.sectigoOAuth
+  local sc = sectigo.new { base = cfg.sectigo_base, login = cfg.sectigoLogin, password = cfg.sectigoPassword,
+    customer_uri = cfg.sectigoCustomerUri, concurrency = sn, http = common,
+    oauth = so and so.usable and { token_url = so.tokenUrl, client_id = so.clientId, client_secret = so.clientSecret } or nil }
+  local ko = cfg.keyfactorOAuth
+  local kf = keyfactor.new { base = cfg.keyfactor_base, login = cfg.keyfactorLogin, password = cfg.keyfactorPassword,
+    concurrency = kn, http = common, requested_with = ko and ko.requestedWith,
+    oauth = cfg.UseKeyfactorOAuth and { token_url = ko.tokenUrl, client_id = ko.clientId, client_secret = ko.clientSecret,
+      scope = ko.scopesCsv, audience = ko.audience, skew = ko.refreshSkewSeconds } or nil }
+  -- The caps live in C so every task shares them, whatever code issues the request.
+  local limits = { { cfg.sectigo_base, sn, cfg.sectigoRequestsPerSecond }, { cfg.keyfactor_base, kn, cfg.keyfactorRequestsPerSecond } }
+  for _, l in ipairs(limits) do
+    local lim = { concurrency = l[2] }
+    if l[3] and l[3] > 0 then lim.rate = l[3] end
+    if http.limit then http.limit(host_of(l[1]), lim) end
+  end
+  return sc, kf
+end
+
+-- settle_names(ctx, list, policy): rewrites every Keyfactor name through the policy; a
+-- character without a replacement is added to bannedcharacters.json (written back) and the
+-- run stops before anything is written to either API.
+local function settle_names(ctx, list, policy)
+  local pending, order, table_changed = {}, {}, false
+  for _, f in ipairs(list) do
+    local new, missing = policy.keyfactor_name(f, ctx)
+    for _, c in ipairs(missing or {}) do
+      if ctx.banned:add(c, nil) then table_changed = true end
+      if not pending[c] then pending[c] = {}; order[#order + 1] = c end
+      table.insert(pending[c], f.keyfactor)
+    end
+    if new ~= f.keyfactor then
+      log.info("fields", "Sectigo field '%s' becomes Keyfactor field '%s'", f.keyfactor, new)
+      f.keyfactor = new
+    end
+  end
+  if table_changed and not ctx.dry_run then
+    local ok, err = names.save(ctx.banned, ctx.cfg.banned_path)
+    if not ok then fatal("%s: cannot write: %s", ctx.cfg.banned_path, tostring(err)) end
+  end
+  if #order > 0 then
+    for _, c in ipairs(order) do
+      log.warn("fields", "character %s has no replacement; it appears in: %s", names.describe(c),
+        table.concat(pending[c], ", "))
+    end
+    fatal("%d banned character(s) need a replacement in %s (set \"replacementcharacter\"); nothing was written to either API",
+      #order, ctx.cfg.banned_path)
+  end
+end
+
+-- definitions(ctx, list): creates or updates Keyfactor field definitions that differ.
+local function definitions(ctx, list)
+  local d = fields.diff(list, ctx.kf_fields)
+  ctx.report.fields_created, ctx.report.fields_updated = #d.create, #d.update
+  for _, def in ipairs(d.create) do
+    if ctx.dry_run then
+      io.stdout:write(string.format("create Keyfactor field %s (DataType %d)\n", def.Name, def.DataType))
+    else
+      local ok, err = ctx.keyfactor:create_field(def)
+      if not ok then fatal("cannot create Keyfactor field '%s': %s", def.Name, err) end
+      log.info("fields", "created Keyfactor metadata field '%s' (DataType %d)", def.Name, def.DataType)
+    end
+  end
+  for _, u in ipairs(d.update) do
+    if ctx.dry_run then
+      io.stdout:write(string.format("update Keyfactor field %s: %s\n", u.def.Name, table.concat(u.changes, "; ")))
+    else
+      local ok, err = ctx.keyfactor:update_field(u.def)
+      if not ok then fatal("cannot update Keyfactor field '%s': %s", u.def.Name, err) end
+      log.info("fields", "updated Keyfactor metadata field '%s': %s", u.def.Name, table.concat(u.changes, "; "))
+    end
+  end
+end
+
+-- inventories(ctx, policy) -> sectigo index by serial, keyfactor list. Both sides are listed
+-- at the same time; the Sectigo index is a hash table (no per-certificate scan).
+local function inventories(ctx, policy)
+  local sc_task = task.spawn(function()
+    local all = {}
+    for _, filter in ipairs(policy.sectigo_filters(ctx)) do
+      local list, err = ctx.sectigo:list(filter)
+      if not list then error(err, 0) end
+      for _, c in ipairs(list) do all[#all + 1] = c end
+    end
+    return all
+  end)
+  local q = policy.keyfactor_query(ctx)
+  q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
+  local kf_list, kerr = ctx.keyfactor:certificates(q)
+  local ok, sc_list = sc_task:join()
+  if not ok then fatal("listing Sectigo certificates failed: %s", tostring(sc_list):match("^[^\n]*")) end
+  if not kf_list then fatal("listing Keyfactor certificates failed: %s", kerr) end
+  local idx, skipped, dups = serial.index(sc_list, function(c) return c.serialNumber end)
+  log.info("sync", "Sectigo: %d certificates listed (%d without a serial); Keyfactor: %d listed",
+    #sc_list, skipped, #kf_list)
+  for _, s in ipairs(dups) do log.warn("sync", "Sectigo serial %s appears more than once; the first is used", s) end
+  return idx, kf_list
+end
+
+-- match(ctx, policy, idx, kf_list) -> list of {kf=, sc=, serial=}
+local function match(ctx, policy, idx, kf_list)
+  local pairs_ = {}
+  for _, kc in ipairs(kf_list) do
+    if not policy.include(kc, ctx) then
+      ctx.report.skipped = ctx.report.skipped + 1
+    else
+      ctx.report.considered = ctx.report.considered + 1
+      local key = serial.normalise(kc.SerialNumber)
+      local sc = key and idx[key]
+      if sc then
+        pairs_[#pairs_ + 1] = { kf = kc, sc = sc, serial = key }
+      else
+        ctx.report:unmatched_serial(key or "(empty)")
+      end
+    end
+  end
+  ctx.report.matched = #pairs_
+  return pairs_
+end
+
+local function setup_log(cfg, opts)
+  local level = opts.log_level or (opts.verbose and "debug") or cfg.logLevel
+  local dir = cfg.logDirectory
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  log.setup { level = level, file = dir .. "/metasync.log", errors_file = dir .. "/metasync-errors.log",
+    stderr = true, stderr_level = opts.verbose and level or "warn",
+    max_size = math.floor(cfg.logMaxSizeMB * 1048576), max_files = cfg.logMaxFiles }
+  M.log_ready = true
+end
+
+local function body(policy, opts)
+  local cfg, errs, warnings = config.load(opts.config_dir or "config")
+  if not cfg then
+    for _, w in ipairs(warnings or {}) do stderr("warning: %s", w) end
+    for _, e in ipairs(errs) do stderr("%s", e) end
+    return 1
+  end
+  setup_log(cfg, opts)
+  log.info("main", "[START] metasync %s, run %s%s", policy.direction, tostring(log.run_id and log.run_id() or ""),
+    opts.dry_run and " (dry run)" or "")
+  for _, w in ipairs(warnings) do log.warn("config", "%s", w) end
+  local ctx = { cfg = cfg, options = opts, dry_run = opts.dry_run and true or false, banned = cfg.banned,
+    date_format = cfg.keyfactorDateFormat, report = report.new(policy.direction), log = log }
+  ctx.report.dry_run = ctx.dry_run
+  ctx.sectigo, ctx.keyfactor = M.clients(cfg, opts)
+  ctx.concurrency = { sectigo = ctx.sectigo.concurrency, keyfactor = ctx.keyfactor.concurrency }
+
+  -- Pre-flight: both APIs answer with our credentials before anything is written.
+  local defs, err = ctx.sectigo:custom_fields()
+  if not defs then fatal("cannot reach Sectigo: %s", err) end
+  ctx.sectigo_fields = defs
+  ctx.kf_fields, err = ctx.keyfactor:metadata_fields()
+  if not ctx.kf_fields then fatal("cannot reach Keyfactor: %s", err) end
+
+  local list = policy.fields(ctx)
+  fields.attach_sectigo(list, defs)
+  settle_names(ctx, list, policy)
+  ctx.fields = list
+  log.info("fields", "%d fields in the mapping", #list)
+  if policy.direction == "sctokf" then definitions(ctx, list) end
+
+  local idx, kf_list = inventories(ctx, policy)
+  local matched = match(ctx, policy, idx, kf_list)
+  require("metasync.flows")[policy.direction](ctx, policy, matched)
+  return ctx.report:finish()
+end
+
+-- main(policy) -> exit code. Config and pre-flight problems are one line on stderr and exit 1.
+function M.main(policy)
+  local opts = options()
+  local ok, rc = xpcall(body, function(e)
+    if getmetatable(e) == Fatal then return e end
+    return debug.traceback(tostring(e), 2)
+  end, policy, opts)
+  if ok then return rc end
+  local msg = getmetatable(rc) == Fatal and rc.msg or tostring(rc)
+  if M.log_ready then
+    log.fatal("main", "%s", msg:match("^[^\n]*"))
+    if getmetatable(rc) ~= Fatal then log.debug("main", "%s", msg) end
+  else
+    stderr("%s", msg:match("^[^\n]*"))
+  end
+  return 1
+end
+
+return M

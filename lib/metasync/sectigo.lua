@@ -1,0 +1,146 @@
+-- Sectigo Certificate Manager client: password headers or OAuth2, custom field definitions,
+-- the paged certificate list (pages fetched concurrently once X-Total-Count is known),
+-- details, update and profile types.
+local rest = require("metasync.rest")
+local oauth = require("metasync.oauth")
+local json = require("metasync.json")
+local task = require("metasync.task")
+
+local M = {}
+local Client = {}
+Client.__index = Client
+
+-- new{base, login, password, customer_uri, oauth={token_url, client_id, client_secret},
+--     concurrency, http={timeout, connect_timeout, cafile, proxy, insecure, retries}}
+function M.new(o)
+  local c = setmetatable({ concurrency = o.concurrency or 8 }, Client)
+  local ro = { name = "Sectigo", base = o.base, logger = "sectigo" }
+  for k, v in pairs(o.http or {}) do ro[k] = v end
+  if o.oauth and o.oauth.token_url then
+    local tok = oauth.new { name = "Sectigo", token_url = o.oauth.token_url, client_id = o.oauth.client_id,
+      client_secret = o.oauth.client_secret, http = o.http }
+    ro.headers = { customerUri = o.customer_uri }
+    ro.reauth_on_401 = true
+    ro.auth = function(force)
+      local v, err = tok:get(force)
+      if not v then return nil, err end
+      return { Authorization = v }
+    end
+  else
+    ro.headers = { login = o.login, password = o.password, customerUri = o.customer_uri }
+  end
+  c.rest = rest.new(ro)
+  return c
+end
+
+-- custom_fields() -> list of {id, name, state, certType, input={type, options}, mandatories}
+function Client:custom_fields()
+  local doc, err = self.rest:json("GET", "/api/customField/v2", { query = { certType = "SSL" } })
+  if not doc then return nil, err end
+  if type(doc) ~= "table" then return nil, "Sectigo GET /api/customField/v2: expected a list" end
+  local out = {}
+  for _, f in ipairs(doc) do
+    -- The filter is not trusted: sources spell certType both "SSL" and "ssl".
+    if type(f) == "table" and (f.certType == nil or tostring(f.certType):upper() == "SSL") then
+      out[#out + 1] = f
+    end
+  end
+  return out
+end
+
+function Client:types()
+  return self.rest:json("GET", "/api/ssl/v1/types")
+end
+
+-- One list page; size is the page size, position 0-based.
+function Client:page(filter, position, size)
+  local q = { { "position", position }, { "size", size } }
+  for _, kv in ipairs(filter) do q[#q + 1] = kv end
+  local resp, err = self.rest:request("GET", "/api/ssl/v1", { query = q })
+  if not resp then return nil, err end
+  if type(resp.json) ~= "table" then
+    return nil, "Sectigo GET /api/ssl/v1: expected a list of certificates"
+  end
+  return resp.json, tonumber(resp.headers and resp.headers["x-total-count"])
+end
+
+-- list{status=, ssl_type_id=, page_size=} -> every certificate {sslId, serialNumber, ...}, or
+-- nil, message. A failed page fails the whole listing: a partial index would make certificates
+-- look unmatched and hide the failure.
+function Client:list(o)
+  local size = o.page_size or 25
+  local filter = {}
+  if o.status then filter[#filter + 1] = { "status", o.status } end
+  if o.ssl_type_id then filter[#filter + 1] = { "sslTypeId", o.ssl_type_id } end
+  local first, total = self:page(filter, 0, size)
+  if not first then return nil, total end
+  local pages = { first }
+  if total then
+    local positions, n = {}, 0
+    for pos = size, total - 1, size do n = n + 1; positions[n] = pos end
+    local i = 0
+    local results, errors = task.map(function() i = i + 1; return positions[i] end, self.concurrency,
+      function(pos)
+        local p, err = self:page(filter, pos, size)
+        if not p then error(err, 0) end
+        return p
+      end)
+    for k = 1, n do
+      if errors and errors[k] then return nil, (tostring(errors[k]):match("^[^\n]*")) end
+      pages[k + 1] = results[k]
+    end
+    -- The total may grow while listing; pick up anything past the announced end.
+    local pos = size * (n + 1)
+    while #pages[#pages] == size and pos >= total do
+      local p, err = self:page(filter, pos, size)
+      if not p then return nil, err end
+      if #p == 0 then break end
+      pages[#pages + 1] = p
+      pos = pos + size
+    end
+  else
+    local pos = size
+    while #pages[#pages] == size do
+      local p, err = self:page(filter, pos, size)
+      if not p then return nil, err end
+      if #p == 0 then break end
+      pages[#pages + 1] = p
+      pos = pos + size
+    end
+  end
+  local out, seen = {}, {}
+  for _, p in ipairs(pages) do
+    for _, c in ipairs(p) do
+      local id = type(c) == "table" and (c.sslId or c.id)
+      if id and not seen[id] then seen[id] = true; out[#out + 1] = c end
+    end
+  end
+  return out
+end
+
+-- certificates(o) -> iterator over every certificate (raises if the listing fails)
+function Client:certificates(o)
+  local list, err = self:list(o)
+  if not list then error(err, 0) end
+  local i = 0
+  return function() i = i + 1; return list[i] end
+end
+
+function Client:details(ssl_id)
+  local doc, err = self.rest:json("GET", "/api/ssl/v1/" .. math.tointeger(ssl_id))
+  if not doc then return nil, err and (err .. string.format(" (sslId %d)", ssl_id)) end
+  if type(doc) ~= "table" then return nil, string.format("Sectigo GET /api/ssl/v1/%d: expected an object", ssl_id) end
+  return doc
+end
+
+-- update(ssl_id, custom_fields) -> true or nil, message. Only sslId and customFields are sent:
+-- comments and everything else stay as they are.
+function Client:update(ssl_id, custom_fields)
+  local list = json.array()
+  for _, cf in ipairs(custom_fields) do list[#list + 1] = { name = cf.name, value = cf.value } end
+  local resp, err = self.rest:request("PUT", "/api/ssl/v1", { body = { sslId = ssl_id, customFields = list } })
+  if not resp then return nil, err .. string.format(" (sslId %d)", ssl_id) end
+  return true
+end
+
+return M
