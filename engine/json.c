@@ -21,6 +21,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,19 +339,72 @@ static int l_decode(lua_State *L) {
 
 /* ---------------------------------------------------------------- encoding */
 
+/* Where the encoder is, for error messages: one step per open table. Key strings stay anchored
+ * by the tables being encoded. */
+typedef struct {
+  enum { STEP_INDEX, STEP_STRING, STEP_INTKEY } kind;
+  const char *s;
+  size_t len;
+  lua_Integer i;
+} Step;
+
 typedef struct {
   lua_State *L;
   char *b;               /* lives in the userdata at bufidx, so an error unwinding cannot leak it */
   size_t len, cap;
   int bufidx, visitidx, mtidx;
   int pretty, sort, indent, depth;
+  Step path[JSON_MAX_DEPTH];
 } Encoder;
+
+static int is_ident(const char *s, size_t n) {
+  if (n == 0 || n > 64 || (*s >= '0' && *s <= '9')) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9')))
+      return 0;
+  return 1;
+}
+
+/* Raises "<message> (at $.path[2].to.value)". */
+static int enc_error(Encoder *e, const char *fmt, ...) {
+  lua_State *L = e->L;
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  if (e->depth == 0) return lua_error(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, msg);
+  luaL_addstring(&b, " (at $");
+  for (int d = 0; d < e->depth; d++) {
+    const Step *st = &e->path[d];
+    char num[40];
+    if (st->kind == STEP_STRING && is_ident(st->s, st->len)) {
+      luaL_addchar(&b, '.');
+      luaL_addlstring(&b, st->s, st->len);
+    } else if (st->kind == STEP_STRING) {
+      luaL_addstring(&b, "[\"");
+      luaL_addlstring(&b, st->s, st->len > 40 ? 40 : st->len);
+      luaL_addstring(&b, st->len > 40 ? "...\"]" : "\"]");
+    } else {
+      snprintf(num, sizeof num, st->kind == STEP_INDEX ? "[" LUA_INTEGER_FMT "]"
+                                                       : "[\"" LUA_INTEGER_FMT "\"]",
+               (LUAI_UACINT)st->i);
+      luaL_addstring(&b, num);
+    }
+  }
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  return lua_error(L);
+}
 
 static void enc_reserve(Encoder *e, size_t need) {
   if (e->cap - e->len >= need) return;
   size_t ncap = e->cap;
   while (ncap - e->len < need) {
-    if (ncap > ((size_t)-1) / 2) luaL_error(e->L, "cannot encode: output too large");
+    if (ncap > ((size_t)-1) / 2) enc_error(e, "cannot encode: output too large");
     ncap *= 2;
   }
   char *nb = lua_newuserdatauv(e->L, ncap, 0);
@@ -419,7 +473,7 @@ static void enc_integer(Encoder *e, lua_Integer i) {
 
 /* Shortest of %.15g/%.16g/%.17g that reads back as the same double. */
 static void enc_float(Encoder *e, lua_Number x) {
-  if (isnan(x) || isinf(x)) luaL_error(e->L, "cannot encode NaN or infinity as JSON");
+  if (isnan(x) || isinf(x)) enc_error(e, "cannot encode NaN or infinity as JSON");
   char buf[40];
   int n = 0;
   for (int prec = 15; prec <= 17; prec++) {
@@ -460,11 +514,11 @@ static void encode_table(Encoder *e) {
   lua_State *L = e->L;
   int t = lua_gettop(L);
   if (e->depth >= JSON_MAX_DEPTH)
-    luaL_error(L, "cannot encode: nesting deeper than %d levels", JSON_MAX_DEPTH);
+    enc_error(e, "cannot encode: nesting deeper than %d levels", JSON_MAX_DEPTH);
   luaL_checkstack(L, 8, "cannot encode: nesting too deep");
   lua_pushvalue(L, t);
   if (lua_rawget(L, e->visitidx) != LUA_TNIL)
-    luaL_error(L, "cannot encode: table contains a reference cycle");
+    enc_error(e, "cannot encode: table contains a reference cycle");
   lua_pop(L, 1);
 
   /* classify the keys in one pass */
@@ -482,15 +536,15 @@ static void encode_table(Encoder *e) {
       else if (k > maxk) maxk = k;
       continue;
     }
-    luaL_error(L, "cannot encode table with key of type %s%s", luaL_typename(L, -1),
+    enc_error(e, "cannot encode table with key of type %s%s", luaL_typename(L, -1),
                lua_type(L, -1) == LUA_TNUMBER ? " (not an integer)" : "");
   }
-  if (nint && nint != nkeys) luaL_error(L, "cannot encode table with mixed string and integer keys");
+  if (nint && nint != nkeys) enc_error(e, "cannot encode table with mixed string and integer keys");
   int isseq = nkeys > 0 && nint == nkeys && !nonpos && maxk == nkeys;
   int isarray = isseq;
   if (has_array_mark(L, t, e->mtidx)) {
     if (nkeys && !isseq)
-      luaL_error(L, "cannot encode array with %s", nint == nkeys ? "holes (use json.null)"
+      enc_error(e, "cannot encode array with %s", nint == nkeys ? "holes (use json.null)"
                                                                : "string keys");
     isarray = 1;
   }
@@ -504,6 +558,7 @@ static void encode_table(Encoder *e) {
     for (lua_Integer i = 1; i <= nkeys; i++) {
       if (i > 1) enc_char(e, ',');
       enc_newline(e, e->depth);
+      e->path[e->depth - 1] = (Step){.kind = STEP_INDEX, .i = i};
       lua_rawgeti(L, t, i);
       encode_value(e);
       lua_pop(L, 1);
@@ -512,7 +567,7 @@ static void encode_table(Encoder *e) {
     enc_char(e, ']');
   } else {
     /* collect the keys (anchored by t itself, which nothing changes meanwhile) */
-    if ((size_t)nkeys > ((size_t)-1) / sizeof(Key)) luaL_error(L, "cannot encode: table too large");
+    if ((size_t)nkeys > ((size_t)-1) / sizeof(Key)) enc_error(e, "cannot encode: table too large");
     Key *keys = lua_newuserdatauv(L, (size_t)nkeys * sizeof(Key) + 1, 0);
     lua_Integer n = 0;
     lua_pushnil(L);
@@ -528,12 +583,15 @@ static void encode_table(Encoder *e) {
     for (lua_Integer i = 0; i < n; i++) {
       if (i) enc_char(e, ',');
       enc_newline(e, e->depth);
+      Step *st = &e->path[e->depth - 1];
       if (keys[i].isint) {
+        *st = (Step){.kind = STEP_INTKEY, .i = keys[i].i};
         enc_char(e, '"');
         enc_integer(e, keys[i].i);
         enc_char(e, '"');
         lua_pushinteger(L, keys[i].i);
       } else {
+        *st = (Step){.kind = STEP_STRING, .s = keys[i].s, .len = keys[i].len};
         enc_string(e, keys[i].s, keys[i].len);
         lua_pushlstring(L, keys[i].s, keys[i].len);
       }
@@ -579,7 +637,7 @@ static void encode_value(Encoder *e) {
     }
     /* fall through */
   default:
-    luaL_error(L, "cannot encode value of type %s", luaL_typename(L, -1));
+    enc_error(e, "cannot encode value of type %s", luaL_typename(L, -1));
   }
 }
 

@@ -111,6 +111,20 @@ static void test_arrays(lua_State *L) {
                "assert(not ok and err:find('thread'), err)\n");
 }
 
+/* encode errors say where the bad value is */
+static void test_error_paths(lua_State *L) {
+  CHECK_STR(tu_eval(L, "select(2, pcall(require'metasync.json'.encode, "
+                       "{certs = {{id = 1}, {id = 2, fn = print}}}))"),
+            "cannot encode value of type function (at $.certs[2].fn)");
+  CHECK_STR(tu_eval(L, "select(2, pcall(require'metasync.json'.encode, "
+                       "{['a b'] = {[7] = {x = 0/0}}}))"),
+            "cannot encode NaN or infinity as JSON (at $[\"a b\"][\"7\"].x)");
+  CHECK_STR(tu_eval(L, "select(2, pcall(require'metasync.json'.encode, {list = {1, 2, k = 3}}))"),
+            "cannot encode table with mixed string and integer keys (at $.list)");
+  CHECK_STR(tu_eval(L, "select(2, pcall(require'metasync.json'.encode, print))"),
+            "cannot encode value of type function");
+}
+
 static void test_pretty(lua_State *L) {
   CHECK_STR(tu_eval(L, "require'metasync.json'.encode({b = {1, 2}, a = 'x', c = {}, "
                        "d = require'metasync.json'.array(), e = {z = true, y = false}}, {pretty = true})"),
@@ -227,6 +241,7 @@ int main(void) {
   test_values(L);
   test_arrays(L);
   test_pretty(L);
+  test_error_paths(L);
   test_depth(L);
   test_errors(L);
   test_bom_and_roundtrip(L);
