@@ -111,11 +111,9 @@ local function load_sectigo(src, w)
       keyAlgorithm = opt_type(c.keyAlgorithm, "string", p) or "RSA", keySize = opt_int(c.keySize, p, 0) or 2048,
       signatureAlg = opt_type(c.signatureAlg, "string", p) or "SHA256WITHRSA",
       sha1 = opt_type(c.sha1Hash, "string", p .. ".sha1Hash"), cf = {} }
-    if not s.type_by_id[cert.typeId] then
-      local found
-      for _, t in ipairs(s.types) do if t.id == cert.typeId then found = t end end
-      if not found then fail(p .. ".sslTypeId", "no type with id " .. cert.typeId) end
-    end
+    local found
+    for _, t in ipairs(s.types) do if t.id == cert.typeId then found = t end end
+    if not found then fail(p .. ".sslTypeId", "no type with id " .. cert.typeId) end
     for j, f in ipairs(arr(c.customFields, p .. ".customFields")) do
       local q = p .. ".customFields[" .. j .. "]"
       if type(f) ~= "table" then fail(q, "must be an object") end

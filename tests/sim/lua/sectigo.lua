@@ -82,7 +82,7 @@ local function details(c, fmt)
     d.certificateDetails = { issuer = t.id == 1025 and ISSUER_EV or ISSUER_OV,
       subject = "CN=" .. c.commonName .. ",O=Example Corp,L=Springfield,C=US",
       subjectAltNames = "dNSName=" .. table.concat(c.sans, ", dNSName="),
-      md5Hash = (c.sha1 or ""):sub(1, 32), sha1Hash = c.sha1 or "" }
+      md5Hash = c.sha1 and c.sha1:sub(1, 32), sha1Hash = c.sha1 }
   end
   for _, f in ipairs(w.fields) do
     local v = c.cf[f.name]

@@ -8,7 +8,10 @@ local K = require("keyfactor")
 local CTL = require("control")
 
 local M = {}
-local simcore = require("simcore")
+-- The host's native helpers are preloaded as "sim" (this file is loaded by path, so the
+-- name is free); a dev harness may provide them as "simcore" instead.
+local core_ok, simcore = pcall(require, "simcore")
+if not core_ok or type(simcore) ~= "table" or not simcore.now then simcore = require("sim") end
 
 local HELP = [[
 Usage: metasync-sim [options]
@@ -256,7 +259,7 @@ function M.handle(req)
     local ct, body = fault_body(req.api, 500)
     resp = { status = 500, headers = { ["Content-Type"] = ct }, body = body }
   end
-  if stats then
+  if stats and req.path:sub(1, 6) ~= "/__sim" then
     local k = tostring(resp.status)
     stats.statuses[k] = (stats.statuses[k] or 0) + 1
   end
