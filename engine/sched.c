@@ -266,7 +266,9 @@ static void run_ready(void) {
   }
 }
 
-static void pump_curl(int timeout_ms) {
+/* Wait up to timeout_ms for socket activity, then let curl work and hand over finished
+ * transfers. Returns the number of transfers still running. */
+static int pump_curl(int timeout_ms) {
   int running = 0;
   sched_multi();
   if (timeout_ms > 0) curl_multi_poll(S.multi, NULL, 0, timeout_ms, NULL);
@@ -275,13 +277,7 @@ static void pump_curl(int timeout_ms) {
   int left;
   while ((m = curl_multi_info_read(S.multi, &left)))
     if (m->msg == CURLMSG_DONE && S.on_done) S.on_done(m);
-}
-
-static int transfers_pending(void) {
-  if (!S.multi) return 0;
-  int running = 0;
-  curl_multi_perform(S.multi, &running);
-  return running > 0;
+  return running;
 }
 
 int sched_run_until(volatile int *flag) {
@@ -294,8 +290,9 @@ int sched_run_until(volatile int *flag) {
       pump_curl(0);
       continue;
     }
-    int busy = transfers_pending();
-    if (!busy && !live_timers() && !S.ready_head && !*flag) return -2;
+    int busy = pump_curl(0);
+    if (S.ready_head || *flag) continue;
+    if (!busy && !live_timers()) return -2;
     int timeout = 1000;
     if (S.ntimers > 0) {
       double d = (S.timers[0].when - sched_now()) * 1000.0;
@@ -635,6 +632,9 @@ int luaopen_metasync_task(lua_State *L) {
   lua_pop(L, 1);
   S.L = main;
   if (!S.running) S.running = main;
+  /* New threads copy the main thread's extra space, which Lua leaves uninitialised: clear it so
+   * plain coroutines are never taken for tasks. (The host opens this module first thing.) */
+  *(Task **)lua_getextraspace(main) = NULL;
   if (luaL_newmetatable(L, TASK_MT)) {
     luaL_setfuncs(L, task_m, 0);
     lua_pushvalue(L, -1);

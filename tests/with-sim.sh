@@ -14,7 +14,15 @@ fifo=$dir/ready
 mkfifo "$fifo" || exit 1
 eval "\"\$sim\" --sectigo-port 0 --keyfactor-port 0 $simargs" >"$fifo" 2>"$dir/sim.err" &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"; }
+cleanup() {
+  kill "$pid" 2>/dev/null
+  # A simulator that does not stop within 5 s is killed: a test never hangs on it.
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$dir"
+}
 trap cleanup EXIT INT TERM
 exec 3<"$fifo"
 if ! IFS= read -r line <&3; then
@@ -24,7 +32,7 @@ METASYNC_SIM_SECTIGO=$(printf '%s' "$line" | sed -n 's/.*"sectigo":"\([^"]*\)".*
 METASYNC_SIM_KEYFACTOR=$(printf '%s' "$line" | sed -n 's/.*"keyfactor":"\([^"]*\)".*/\1/p')
 export METASYNC_SIM_SECTIGO METASYNC_SIM_KEYFACTOR
 # Keep draining the simulator's stdout so it never blocks on a full pipe.
-cat <&3 >/dev/null &
+cat <&3 >/dev/null 2>&1 &
 "$@"
 rc=$?
 exit $rc
