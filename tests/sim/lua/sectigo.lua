@@ -185,7 +185,7 @@ end
 
 local function update(req)
   local doc = U.decode(req.body)
-  if type(doc) ~= "table" then return err(400, -1002, "Cannot parse message body") end
+  if type(doc) ~= "table" or #doc > 0 then return err(400, -1002, "Cannot parse message body") end
   if doc.sslId == nil or doc.sslId == U.null then return err(400, -7, "sslId is required but missing.") end
   local id = U.int(doc.sslId, 1)
   if not id then return invalid("sslId") end

@@ -10,6 +10,7 @@ T.SC_HEADERS = { login = "sim-admin", password = "sim-password", customerUri = "
 T.KF_AUTH = "Basic c2ltLWFkbWluOnNpbS1wYXNzd29yZA==" -- sim-admin:sim-password
 
 function T.request(method, url, headers, body)
+  if os.getenv("SIMTEST_DEBUG") then io.stderr:write(method, " ", url, "\n") end
   local r, err = http.request { method = method, url = url, headers = headers or {}, body = body, timeout = 20 }
   if not r then return { status = 0, headers = {}, body = "", err = err } end
   return r
