@@ -334,12 +334,16 @@ int main(int argc, char **argv)
   signal(SIGTERM, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
 #ifdef __linux__
-  /* A test harness that loses track of us (kills a wrapper shell, not us) must not leave a
-   * simulator behind holding its pipes: go when the parent goes. */
-  pid_t parent = getppid();
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent)
-    raise(SIGTERM);
+  /* When a program reads our ready line through a pipe, we are its helper: should it lose
+   * track of us (kill a wrapper shell rather than us), go when the parent goes instead of
+   * lingering with its pipes open. Started from a terminal or into a file, we stay. */
+  struct stat out;
+  if (fstat(STDOUT_FILENO, &out) == 0 && S_ISFIFO(out.st_mode)) {
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+      raise(SIGTERM);
+  }
 #endif
   raise_fd_limit();
 
