@@ -11,8 +11,35 @@ T.KF_AUTH = "Basic c2ltLWFkbWluOnNpbS1wYXNzd29yZA==" -- sim-admin:sim-password
 
 function T.request(method, url, headers, body)
   if os.getenv("SIMTEST_DEBUG") then io.stderr:write(method, " ", url, "\n") end
+  if os.getenv("SIMTEST_CURL") then return T.curl(method, url, headers, body) end
   local r, err = http.request { method = method, url = url, headers = headers or {}, body = body, timeout = 20 }
   if not r then return { status = 0, headers = {}, body = "", err = err } end
+  return r
+end
+
+-- Debugging aid (SIMTEST_CURL=1): the same request through the curl command line.
+function T.curl(method, url, headers, body)
+  local tmp = os.tmpname()
+  local args = { "curl", "-s", "-m", "20", "-X", method, "-D", tmp .. ".h", "-o", tmp .. ".b" }
+  if method == "HEAD" then args[#args + 1] = "-I" end
+  for k, v in pairs(headers or {}) do args[#args + 1] = "-H '" .. k .. ": " .. v:gsub("'", "'\\''") .. "'" end
+  if body then
+    local f = assert(io.open(tmp, "wb")); f:write(body); f:close()
+    args[#args + 1] = "--data-binary @" .. tmp
+  end
+  args[#args + 1] = "'" .. url:gsub("'", "%%27") .. "'"
+  os.execute(table.concat(args, " "))
+  local hf, bf = io.open(tmp .. ".h"), io.open(tmp .. ".b")
+  local r = { status = 0, headers = {}, body = bf and bf:read("a") or "" }
+  for line in (hf and hf:read("a") or ""):gmatch("[^\r\n]+") do
+    local st = line:match("^HTTP/%S+ (%d+)")
+    if st then r.status = tonumber(st) end
+    local k, v = line:match("^([^:]+):%s*(.*)$")
+    if k then r.headers[k:lower()] = v end
+  end
+  if hf then hf:close() end
+  if bf then bf:close() end
+  os.remove(tmp); os.remove(tmp .. ".h"); os.remove(tmp .. ".b")
   return r
 end
 
