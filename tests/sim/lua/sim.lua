@@ -45,7 +45,7 @@ Control API (no auth, both ports): /__sim/stats, /__sim/state, /__sim/reset, /__
 
 local OPTS = {
   host = "string", ["sectigo-port"] = "port", ["keyfactor-port"] = "port", certs = { 0, 200000 },
-  seed = { -2 ^ 53, 2 ^ 53 }, data = "string", ["sectigo-login"] = "string", ["sectigo-password"] = "string",
+  seed = { -(1 << 53), 1 << 53 }, data = "string", ["sectigo-login"] = "string", ["sectigo-password"] = "string",
   ["sectigo-customer-uri"] = "string", ["keyfactor-user"] = "string", ["keyfactor-password"] = "string",
   ["oauth-client-id"] = "string", ["oauth-client-secret"] = "string", ["latency-ms"] = { 0, 600000 },
   ["jitter-ms"] = { 0, 600000 }, ["fail-rate"] = { 0, 1, float = true }, ["rate-limit"] = { 0, 1000000, float = true },
