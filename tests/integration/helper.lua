@@ -1,0 +1,176 @@
+-- Shared plumbing for the end-to-end tests: a known world loaded into metasync-sim, a config
+-- directory written from the simulator's URLs, and metasync run as a child process.
+local http = require("metasync.http")
+local json = require("metasync.json")
+
+local H = {}
+
+H.metasync = assert(arg and arg[1], "usage: metasync run test.lua METASYNC_BINARY")
+H.sectigo = assert(os.getenv("METASYNC_SIM_SECTIGO"), "run under tests/with-sim.sh")
+H.keyfactor = assert(os.getenv("METASYNC_SIM_KEYFACTOR"), "run under tests/with-sim.sh")
+H.here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
+H.source_root = H.here .. "/../.."
+
+local function call(method, url, body)
+  local r, err = http.request { method = method, url = url, body = body and json.encode(body),
+    headers = body and { ["Content-Type"] = "application/json" } or nil }
+  assert(r, err)
+  assert(r.status < 300, method .. " " .. url .. " -> " .. r.status .. " " .. tostring(r.body))
+  return (r.body ~= "" and json.decode(r.body)) or nil
+end
+H.call = call
+
+function H.reset(world) return call("POST", H.sectigo .. "/__sim/reset", world or {}) end
+function H.state() return call("GET", H.sectigo .. "/__sim/state") end
+function H.stats() return call("GET", H.sectigo .. "/__sim/stats") end
+function H.clear_stats() call("DELETE", H.sectigo .. "/__sim/stats") end
+function H.faults(doc) return call("POST", H.sectigo .. "/__sim/faults", doc) end
+
+function H.sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function H.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p " .. H.sh_quote(p)))
+  return p
+end
+
+function H.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+function H.read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The world every test starts from (tests change copies of it).
+function H.world()
+  local sectigo_issuer = "CN=Sectigo RSA Organization Validation Secure Server CA, O=Sectigo Limited, C=GB"
+  return {
+    settings = { sectigoListSerialFormat = "colon" },
+    sectigo = {
+      types = { { id = 1018, name = "OV SSL" }, { id = 1019, name = "EV SSL" } },
+      customFields = {
+        { id = 201, name = "Cost Center", input = { type = "TEXT_SINGLE_LINE" } },
+        { id = 202, name = "Environment", input = { type = "TEXT_OPTION", options = { "Production", "Staging", "Development" } } },
+        { id = 203, name = "Renewal Date", input = { type = "DATE" } },
+        { id = 204, name = "Budget Code", input = { type = "NUMBER" } },
+        { id = 205, name = "Notes", input = { type = "TEXT_MULTI_LINE" } },
+        { id = 206, name = "Owner Email", input = { type = "EMAIL" } },
+        { id = 207, name = "Legacy Code", state = "INACTIVE", input = { type = "TEXT_SINGLE_LINE" } },
+      },
+      certificates = {
+        { id = 5001, commonName = "www.acme.test", sslTypeId = 1018, status = "Issued", serialNumber = "0A:11:22:33",
+          issued = "2025-01-01", expires = "2099-01-01", comments = "keep me",
+          customFields = { { name = "Cost Center", value = "CC-1" }, { name = "Environment", value = "Production" },
+            { name = "Renewal Date", value = "2025-07-23" }, { name = "Budget Code", value = "42" } } },
+        { id = 5002, commonName = "api.acme.test", sslTypeId = 1019, status = "Issued", serialNumber = "0B:44:55:66",
+          issued = "2025-01-01", expires = "2099-01-01", customFields = { { name = "Cost Center", value = "CC-2" } } },
+        { id = 5003, commonName = "old.acme.test", sslTypeId = 1018, status = "Revoked", serialNumber = "0C:77:88:99",
+          issued = "2025-01-01", expires = "2099-01-01", revoked = "2025-02-01",
+          customFields = { { name = "Cost Center", value = "CC-3" } } },
+        { id = 5004, commonName = "dup.acme.test", sslTypeId = 1018, status = "Issued", serialNumber = "0D:AA:BB:CC",
+          issued = "2025-01-01", expires = "2099-01-01", customFields = { { name = "Cost Center", value = "CC-4" } } },
+        { id = 5005, commonName = "pending.acme.test", sslTypeId = 1018, status = "Requested" },
+      },
+    },
+    keyfactor = {
+      metadataFields = {
+        { Id = 1, Name = "CostCenter", Description = "outdated description", DataType = 1, DisplayOrder = 1 },
+        { Id = 2, Name = "Environment", Description = "Deployment environment", DataType = 5,
+          Options = "Production,Staging,Development", DisplayOrder = 2 },
+      },
+      certificates = {
+        { Id = 1, SerialNumber = "000A112233", IssuedCN = "www.acme.test", IssuerDN = sectigo_issuer,
+          NotBefore = "2025-01-01T00:00:00Z", NotAfter = "2099-01-01T00:00:00Z", Metadata = { CostCenter = "old" } },
+        { Id = 2, SerialNumber = "0B445566", IssuedCN = "api.acme.test", IssuerDN = sectigo_issuer,
+          NotBefore = "2025-01-01T00:00:00Z", NotAfter = "2099-01-01T00:00:00Z", Metadata = { Environment = "Staging" } },
+        { Id = 3, SerialNumber = "0C778899", IssuedCN = "old.acme.test", IssuerDN = sectigo_issuer, CertState = 2,
+          NotBefore = "2025-01-01T00:00:00Z", NotAfter = "2099-01-01T00:00:00Z" },
+        { Id = 4, SerialNumber = "0DAABBCC", IssuedCN = "dup.digicert.test", IssuerDN = "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US",
+          NotBefore = "2025-01-01T00:00:00Z", NotAfter = "2099-01-01T00:00:00Z" },
+        { Id = 6, SerialNumber = "FFFF0001", IssuedCN = "stray.acme.test", IssuerDN = sectigo_issuer,
+          NotBefore = "2025-01-01T00:00:00Z", NotAfter = "2099-01-01T00:00:00Z" },
+      },
+    },
+  }
+end
+
+local function field(sc, kf, dt, extra)
+  local f = { sectigoFieldName = sc, keyfactorMetadataFieldName = kf, keyfactorDescription = kf,
+    keyfactorDataType = dt, keyfactorHint = "", keyfactorValidation = json.null, keyfactorEnrollment = 0,
+    keyfactorMessage = json.null, keyfactorOptions = json.null, keyfactorDefaultValue = json.null,
+    keyfactorDisplayOrder = 0, keyfactorCaseSensitive = false }
+  for k, v in pairs(extra or {}) do f[k] = v end
+  return f
+end
+H.field = field
+
+function H.fields()
+  return {
+    ManualFields = {
+      field("id", "SectigoID", 2), field("certType.id", "SectigoCertTypeID", 2),
+      field("status", "SectigoStatus", 1), field("renewed", "SectigoRenewed", 4),
+    },
+    CustomFields = {
+      field("Cost Center", "CostCenter", 1, { keyfactorDescription = "Cost center charged" }),
+      field("Environment", "Environment", 5, { keyfactorDescription = "Deployment environment",
+        keyfactorOptions = { "Production", "Staging", "Development" } }),
+      field("Renewal Date", "RenewalDate", 3), field("Budget Code", "BudgetCode", 2),
+    },
+  }
+end
+
+-- config_dir(overrides, fields, banned_text) -> directory holding the three files
+function H.config_dir(over, fields, banned)
+  local c = { sectigoLogin = "sim-admin", sectigoPassword = "sim-password", sectigoCustomerUri = "sim-customer",
+    sectigoAPIUrl = H.sectigo, keyfactorAPIUrl = H.keyfactor, keyfactorLogin = "DOMAIN\\sim-admin",
+    keyfactorPassword = "sim-password", importAllCustomFields = "false", syncRevokedAndExpiredCerts = "false",
+    issuerDNLookupTerm = "Sectigo", sslTypeIds = json.array(), sectigoPageSize = 2, keyfactorPageSize = 2 }
+  for k, v in pairs(over or {}) do c[k] = v end
+  local d = H.tmpdir()
+  H.write(d .. "/config.json", json.encode({ Config = c }, { pretty = true }))
+  H.write(d .. "/fields.json", json.encode(fields or H.fields(), { pretty = true }))
+  if banned then H.write(d .. "/bannedcharacters.json", banned) end
+  return d
+end
+
+-- run(dir, command, extra) -> exit code, stdout, stderr, log text. Runs in dir, so logs/ lands there.
+function H.run(dir, command, extra)
+  local out, err = dir .. "/.stdout", dir .. "/.stderr"
+  local cmd = string.format("cd %s && %s -c %s %s %s >%s 2>%s", H.sh_quote(dir), H.sh_quote(H.metasync),
+    H.sh_quote(dir), extra or "", command, H.sh_quote(out), H.sh_quote(err))
+  local _, _, rc = os.execute(cmd)
+  local logtext = (H.read(dir .. "/logs/metasync.log") or "") .. (H.read(dir .. "/logs/metasync-errors.log") or "")
+  return rc, H.read(out) or "", H.read(err) or "", logtext
+end
+
+function H.kf_cert(state, id)
+  for _, c in ipairs(state.keyfactor.certificates) do if c.Id == id then return c end end
+end
+function H.kf_field(state, name)
+  for _, f in ipairs(state.keyfactor.metadataFields) do if f.Name == name then return f end end
+end
+function H.sc_cert(state, id)
+  for _, c in ipairs(state.sectigo.certificates) do if c.id == id then return c end end
+end
+function H.cf(cert, name)
+  for _, f in ipairs(cert.customFields or {}) do if f.name == name then return f.value end end
+end
+
+function H.eq(got, want, what)
+  if got ~= want then
+    error(string.format("%s: expected %s, got %s", what or "value", tostring(want), tostring(got)), 2)
+  end
+end
+
+-- writes(stats) -> total write requests the simulator saw
+function H.writes(stats) return stats.writes or 0 end
+
+return H
