@@ -21,7 +21,7 @@ end
 function T.curl(method, url, headers, body)
   local tmp = os.tmpname()
   local args = { "curl", "-s", "-m", "20", "-X", method, "-D", tmp .. ".h", "-o", tmp .. ".b" }
-  if method == "HEAD" then args[#args + 1] = "-I" end
+  if method == "HEAD" then args[#args + 1] = "-I"; args[10] = "/dev/null" end
   for k, v in pairs(headers or {}) do args[#args + 1] = "-H '" .. k .. ": " .. v:gsub("'", "'\\''") .. "'" end
   if body then
     local f = assert(io.open(tmp, "wb")); f:write(body); f:close()
@@ -29,7 +29,7 @@ function T.curl(method, url, headers, body)
   end
   args[#args + 1] = "'" .. url:gsub("'", "%%27") .. "'"
   os.execute(table.concat(args, " "))
-  local hf, bf = io.open(tmp .. ".h"), io.open(tmp .. ".b")
+  local hf, bf = io.open(tmp .. ".h"), method ~= "HEAD" and io.open(tmp .. ".b")
   local r = { status = 0, headers = {}, body = bf and bf:read("a") or "" }
   for line in (hf and hf:read("a") or ""):gmatch("[^\r\n]+") do
     local st = line:match("^HTTP/%S+ (%d+)")
