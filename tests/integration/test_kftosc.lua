@@ -1,0 +1,47 @@
+-- kftosc: custom fields only, Keyfactor dates read with keyfactorDateFormat and written as
+-- yyyy-MM-dd, the complete merged list sent (no other field dropped), comments untouched,
+-- absent values never wipe, and a second run makes zero writes.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local H = require("helper")
+
+local w = H.world()
+table.insert(w.keyfactor.metadataFields, { Id = 3, Name = "RenewalDate", Description = "d", DataType = 3, DisplayOrder = 3 })
+table.insert(w.keyfactor.metadataFields, { Id = 4, Name = "BudgetCode", Description = "b", DataType = 2, DisplayOrder = 4 })
+table.insert(w.keyfactor.metadataFields, { Id = 5, Name = "SectigoID", Description = "i", DataType = 2, DisplayOrder = 5 })
+w.keyfactor.certificates[1].Metadata = { CostCenter = "CC-NEW", RenewalDate = "2025-08-01", SectigoID = "999" }
+w.keyfactor.certificates[2].Metadata = { BudgetCode = "7" }
+H.reset(w)
+local dir = H.config_dir()
+local rc, out, err = H.run(dir, "kftosc")
+io.stderr:write(out, err)
+H.eq(rc, 0, "exit code")
+local st = H.state()
+local s1 = H.sc_cert(st, 5001)
+H.eq(H.cf(s1, "Cost Center"), "CC-NEW", "Cost Center")
+H.eq(H.cf(s1, "Renewal Date"), "2025-08-01", "Renewal Date (read back as 8/1/2025 12:00:00 AM)")
+H.eq(H.cf(s1, "Environment"), "Production", "Environment kept (merged list)")
+H.eq(H.cf(s1, "Budget Code"), "42", "Budget Code kept (absent in Keyfactor)")
+H.eq(s1.comments, "keep me", "comments untouched")
+local s2 = H.sc_cert(st, 5002)
+H.eq(H.cf(s2, "Budget Code"), "7", "Budget Code of 5002")
+H.eq(H.cf(s2, "Cost Center"), "CC-2", "Cost Center of 5002 kept")
+local stats = H.stats()
+H.eq(stats.writes_by_endpoint["sectigo.update"], 2, "Sectigo updates")
+H.eq(stats.writes_by_endpoint["keyfactor.metadata"], nil, "no Keyfactor writes")
+assert(out:find("updated: +2"), out)
+
+H.clear_stats()
+rc, out = H.run(dir, "kftosc")
+H.eq(rc, 0, "second run")
+H.eq(H.writes(H.stats()), 0, "writes on the second run")
+
+-- keyfactorDateFormat drives the parse: a site whose Keyfactor returns yyyy-MM-dd
+H.call("POST", H.sectigo .. "/__sim/settings", { keyfactorDateFormat = "yyyy-MM-dd" })
+w.keyfactor.certificates[1].Metadata.RenewalDate = "2026-02-03"
+H.reset(w)
+H.call("POST", H.sectigo .. "/__sim/settings", { keyfactorDateFormat = "yyyy-MM-dd" })
+dir = H.config_dir({ keyfactorDateFormat = "yyyy-MM-dd" })
+rc = H.run(dir, "kftosc")
+H.eq(rc, 0, "yyyy-MM-dd run")
+H.eq(H.cf(H.sc_cert(H.state(), 5001), "Renewal Date"), "2026-02-03", "Renewal Date with yyyy-MM-dd")
+print("ok")
