@@ -157,6 +157,15 @@ check "256 delayed requests all answer 200" " 256 200" "$codes"
 max=$(curl -s "$S/__test/stats" | sed -n 's/.*"max_inflight":\([0-9]*\).*/\1/p')
 [ "${max:-0}" -ge 200 ] && pass "max_inflight $max" || fail "max_inflight [$max] < 200"
 
+# Clients that give up mid-request (FIN right behind a partial request) stop counting.
+for _ in 1 2 3; do
+  exec 3<>"/dev/tcp/127.0.0.1/${S##*:}" && { printf 'GET /x HTTP/1.1\r\nHost: a\r\n' >&3; exec 3<&-; }
+  exec 3<>"/dev/tcp/127.0.0.1/${S##*:}" && { printf 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab' >&3; exec 3<&-; }
+done
+sleep 0.5
+check "aborted requests leave nothing in flight" 1 \
+  "$(curl -s "$S/__test/stats" | sed -n 's/.*"inflight":\([0-9]*\).*/\1/p')"
+
 curl -s -o "$tmp/body" "$S/reset-conn?after=100&bytes=1000"
 rc=$?
 check "reset: curl sees a connection reset (56)" 56 "$rc"
