@@ -21,7 +21,7 @@ local function json(status, v, extra)
 end
 K.json = json
 
-local function err(status, code, msg) return json(status, { ErrorCode = code, Message = msg }) end
+local function err(status, code, msg) return json(status, { ErrorCode = code, Message = U.clean(msg, 2048) }) end
 K.err = err
 
 local function no_content() return { status = 204, headers = {}, body = "" } end
@@ -216,8 +216,9 @@ local function check_md(pairs_list)
   for _, kv in ipairs(pairs_list) do
     local name, v = kv[1], kv[2]
     local f = type(name) == "string" and fl[name:lower()]
+    if type(name) ~= "string" then return nil, err(400, K.E_VALIDATION, "Metadata field names must be strings.") end
     if not f then
-      return nil, err(400, K.E_VALIDATION, "Metadata field '" .. tostring(name):sub(1, 256) .. "' does not exist.")
+      return nil, err(400, K.E_VALIDATION, "Metadata field '" .. name:sub(1, 256) .. "' does not exist.")
     end
     local norm, why = D.kf_normalize(f, v)
     if not norm then

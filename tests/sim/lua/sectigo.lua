@@ -21,7 +21,7 @@ local function json(status, v, extra)
   return { status = status, headers = h, body = type(v) == "string" and v or U.encode(v) }
 end
 
-local function err(status, code, desc) return json(status, { code = code, description = desc }) end
+local function err(status, code, desc) return json(status, { code = code, description = U.clean(desc, 2048) }) end
 S.err = err
 
 local function invalid(name) return err(400, -1601, "Field '" .. name .. "' has invalid value.") end

@@ -301,6 +301,13 @@ function U.is_email(s)
     and not s:find("..", 1, true)
 end
 
+-- Text echoed into an error message: clipped, and never invalid UTF-8 or control characters.
+function U.clean(s, max)
+  s = tostring(s):sub(1, max or 256)
+  if not utf8.len(s) then s = s:gsub("[\128-\255]", "?") end
+  return (s:gsub("[%c]", "?"))
+end
+
 -- Copies a plain tree (no cycles) so dumps never alias live state.
 function U.copy(v)
   if type(v) ~= "table" then return v end
