@@ -12,7 +12,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do simargs="$simargs $(printf '%s' "$1" 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/metasync-sim.XXXXXX") || exit 1
 fifo=$dir/ready
 mkfifo "$fifo" || exit 1
-eval "\"\$sim\" --sectigo-port 0 --keyfactor-port 0 $simargs" >"$fifo" 2>"$dir/sim.err" &
+eval "exec \"\$sim\" --sectigo-port 0 --keyfactor-port 0 $simargs" >"$fifo" 2>"$dir/sim.err" &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null
