@@ -141,10 +141,10 @@ function H.config_dir(over, fields, banned)
   return d
 end
 
--- run(dir, command, extra) -> exit code, stdout, stderr, log text. Runs in dir, so logs/ lands there.
-function H.run(dir, command, extra)
+-- run(dir, command, extra, env) -> exit code, stdout, stderr, log text. Runs in dir, so logs/ lands there.
+function H.run(dir, command, extra, env)
   local out, err = dir .. "/.stdout", dir .. "/.stderr"
-  local cmd = string.format("cd %s && %s -c %s %s %s >%s 2>%s", H.sh_quote(dir), H.sh_quote(H.metasync),
+  local cmd = string.format("cd %s && %s %s -c %s %s %s >%s 2>%s", H.sh_quote(dir), env or "", H.sh_quote(H.metasync),
     H.sh_quote(dir), extra or "", command, H.sh_quote(out), H.sh_quote(err))
   local _, _, rc = os.execute(cmd)
   local logtext = (H.read(dir .. "/logs/metasync.log") or "") .. (H.read(dir .. "/logs/metasync-errors.log") or "")
