@@ -46,13 +46,35 @@ assert(not pcall(http.request, {url = S.base, method = "get me"}))
 assert(not pcall(http.request, {url = S.base, headers = {["X"] = "a\r\nInjected: 1"}}))
 assert(not pcall(http.request, {url = S.base, timeout = -1}))
 
--- Connections are reused: many sequential requests, one connection's worth of handshakes is not
--- observable from here, but the server sees the same client port across requests.
-local ports = {}
+-- Connections are reused: sequential requests reach the server from one client address:port.
+local remotes, n = {}, 0
 for _ = 1, 5 do
   local x = json.decode(assert(S.get("/echo")).body)
-  ports[x.remote or x.headers.host] = true
+  assert(x.remote and x.remote:match(":%d+$"), "the server reports the client's address")
+  if not remotes[x.remote] then n = n + 1 end
+  remotes[x.remote] = true
 end
+assert(n == 1, "5 sequential requests used " .. n .. " connections")
+
+-- A proxy: the request reaches the proxy (our server) with the absolute URL, both when given as an
+-- option and through the standard http_proxy variable.
+local px = assert(http.request{url = "http://metasync.invalid/echo", proxy = S.base})
+assert(px.status == 404 and px.body:find("http://metasync.invalid/echo", 1, true), px.body)
+local exe = require("metasync.options").executable
+local script = os.tmpname()
+local f = assert(io.open(script, "w"))
+f:write('local r = require("metasync.http").request{url = "http://metasync.invalid/echo"}\n',
+        'print(r and r.status, r and r.body)\n')
+f:close()
+local p = assert(io.popen("http_proxy=" .. S.base .. " '" .. exe .. "' run " .. script))
+local out = p:read("a")
+p:close()
+os.remove(script)
+assert(out:find("404", 1, true) and out:find("metasync.invalid", 1, true), "http_proxy ignored: " .. out)
+
+-- TLS is verified: talking TLS to a plain-HTTP port fails as a TLS error, it does not fall back.
+local tls, terr, tkind = http.request{url = S.base:gsub("^http:", "https:") .. "/echo"}
+assert(tls == nil and tkind == "tls", tostring(terr) .. " " .. tostring(tkind))
 
 -- Inside tasks the same calls yield.
 local t = task.spawn(function() return S.get("/echo").status end)

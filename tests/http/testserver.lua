@@ -106,6 +106,7 @@ routes["/echo"] = function(req)
     args = req.args,
     headers = req.headers,
     body = req.body,
+    remote = req.remote,
   })
 end
 
