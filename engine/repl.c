@@ -519,6 +519,26 @@ static char *history_path(void) {
     return p;
 }
 
+/* Globals for ad-hoc work: the modules and, when the configuration loads, live API clients
+ * (lib/metasync/shell.lua). A failure here is reported and the shell still starts. */
+static void setup_shell(lua_State *L, int tty) {
+    int base = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "metasync.shell");
+    int st = sched_call(L, 1);
+    if (st == LUA_OK) lua_settop(L, base + 1); /* the module, not require's second result */
+    if (st == LUA_OK && lua_istable(L, -1)) {
+        lua_getfield(L, -1, "setup");
+        lua_pushboolean(L, tty);
+        if (sched_call(L, 1) == LUA_OK) {
+            lua_settop(L, base);
+            return;
+        }
+    }
+    if (lua_isstring(L, -1)) fprintf(stderr, "metasync: %s\n", lua_tostring(L, -1));
+    lua_settop(L, base);
+}
+
 int repl_run(lua_State *L) {
     Input in = {0};
     struct sigaction old;
@@ -542,6 +562,7 @@ int repl_run(lua_State *L) {
         set_sigint(on_sigint, NULL);
         printf("metasync %s REPL (%s) - Ctrl-D to exit\n", METASYNC_VERSION, LUA_RELEASE);
     }
+    setup_shell(L, in.tty);
     for (;;) {
         int r = read_chunk(L, &in);
         if (r == 0) break;

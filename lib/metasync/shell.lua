@@ -1,0 +1,31 @@
+-- The REPL's environment: the engine's modules and, when the configuration loads, live clients
+-- for both APIs, as globals for ad-hoc queries. (Setting globals is this module's whole purpose;
+-- no other library module does.)
+--   sectigo:custom_fields(), sectigo:details(id), sectigo:list{status = "Issued"} ...
+--   keyfactor:metadata_fields(), keyfactor:certificates{query = 'IssuerDN -contains "Sectigo"'} ...
+local M = {}
+
+function M.setup(interactive)
+  local opts = require("metasync.options")
+  for _, name in ipairs({ "json", "re", "http", "task", "log" }) do
+    _G[name] = require("metasync." .. name)
+  end
+  _G.serial = require("metasync.serial")
+  local config = require("metasync.config")
+  local cfg, errs = config.load(opts.config_dir)
+  if not cfg then
+    if interactive then
+      io.stderr:write("metasync: no API clients (", tostring(errs and errs[1]), ")\n")
+    end
+    return false
+  end
+  _G.config = cfg
+  _G.sectigo, _G.keyfactor = require("metasync.run").clients(cfg, opts)
+  if interactive then
+    print(string.format("clients: sectigo (%s), keyfactor (%s)", cfg.sectigo_base, cfg.keyfactor_base))
+    print("modules: json, re, http, task, log, serial; config: the loaded configuration")
+  end
+  return true
+end
+
+return M
