@@ -310,7 +310,7 @@ static const char *run_id(void) {
 static int parse_level(const char *s) {
     char low[16];
     size_t i;
-    for (i = 0; s[i] && i < sizeof low - 1; i++) low[i] = (char)lower((unsigned char)s[i]);
+    for (i = 0; i < sizeof low - 1 && s[i]; i++) low[i] = (char)lower((unsigned char)s[i]);
     if (s[i]) return -1;
     low[i] = '\0';
     if (strcmp(low, "warning") == 0) return MSLOG_WARN;

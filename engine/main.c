@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,14 @@ static const char usage_text[] =
     "Scripts are searched in --scripts DIR, then <config dir>/scripts/, then the stock scripts/.\n"
     "Exit codes: 0 success, 1 fatal error before any write, 2 some certificates failed, 64 usage.\n";
 
-static int usage(const char *fmt, const char *arg) {
+__attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...) {
   if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "metasync: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
+    va_end(ap);
   }
   fputs(usage_text, stderr);
   return EX_USAGE;
@@ -99,7 +103,7 @@ int main(int argc, char **argv) {
   HostOptions o = {.config_dir = "./config"};
   int rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
-  if (optind >= argc) return usage("no command given", NULL);
+  if (optind >= argc) return usage("no command given");
 
   /* Mode names are case-insensitive: the old tool accepted SCtoKF. */
   char command[32];
@@ -115,7 +119,7 @@ int main(int argc, char **argv) {
     if ((rc = parse_options(argc, argv, &o))) return rc < 0 ? 0 : rc;
     if (optind < argc) return usage("unexpected argument '%s'", argv[optind]);
   } else if (strcmp(command, "run") == 0) {
-    if (optind >= argc) return usage("run needs a script%s", "");
+    if (optind >= argc) return usage("run needs a script");
     script = argv[optind++];
     o.args = argv + optind;
     o.nargs = argc - optind;
