@@ -31,7 +31,7 @@ static const char usage_text[] =
     "      --log-level LEVEL   trace, debug, info, warn, error or fatal\n"
     "  -v, --verbose           debug logging and full tracebacks on errors\n"
     "      --dry-run           compute and print the plan, write nothing\n"
-    "  -j, --concurrency N     requests in flight per API (default from config, else 8)\n"
+    "  -j, --concurrency N     requests in flight per API (default: the config's, else 16)\n"
     "  -h, --help              this help\n"
     "      --version           versions of metasync and the libraries it runs with\n"
     "\n"

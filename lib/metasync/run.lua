@@ -115,16 +115,21 @@ end
 -- inventories(ctx, policy) -> sectigo index by serial, keyfactor list.
 -- The Sectigo index is a hash table keyed by normalised serial (no per-certificate scan).
 local function inventories(ctx, policy)
-  -- The two listings run one after the other: each already fetches its pages concurrently.
-  local sc_list = {}
-  for _, filter in ipairs(policy.sectigo_filters(ctx)) do
-    local list, err = ctx.sectigo:list(filter)
-    if not list then fatal("listing Sectigo certificates failed: %s", err) end
-    for _, c in ipairs(list) do sc_list[#sc_list + 1] = c end
-  end
+  -- Both inventories are listed at once (each also fetches its own pages concurrently).
+  local sc_task = task.spawn(function()
+    local all = {}
+    for _, filter in ipairs(policy.sectigo_filters(ctx)) do
+      local list, err = ctx.sectigo:list(filter)
+      if not list then fatal("listing Sectigo certificates failed: %s", err) end
+      for _, c in ipairs(list) do all[#all + 1] = c end
+    end
+    return all
+  end)
   local q = policy.keyfactor_query(ctx)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
   local kf_list, kerr = ctx.keyfactor:certificates(q)
+  local ok, sc_list = sc_task:join()
+  if not ok then error(sc_list, 0) end
   if not kf_list then fatal("listing Keyfactor certificates failed: %s", kerr) end
   local idx, skipped, dups = serial.index(sc_list, function(c) return c.serialNumber end)
   log.info("sync", "Sectigo: %d certificates listed (%d without a serial); Keyfactor: %d listed",
