@@ -4,7 +4,7 @@
 # times and the speed-up. Usage: bench/sync-bench.sh [BUILD_DIR]   (default: build)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build}
+build=$(cd "${1:-$root/build}" && pwd)
 sim=$build/tests/sim/metasync-sim
 ms=$build/metasync
 [ -x "$sim" ] && [ -x "$ms" ] || { echo "build first: $sim and $ms not found" >&2; exit 1; }
