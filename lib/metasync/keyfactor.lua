@@ -40,11 +40,7 @@ function M.new(o)
       client_secret = o.oauth.client_secret, scope = o.oauth.scope, audience = o.oauth.audience,
       skew = o.oauth.skew, http = o.http }
     ro.reauth_on_401 = true
-    ro.auth = function(force)
-      local v, err = tok:get(force)
-      if not v then return nil, err end
-      return { Authorization = v }
-    end
+    ro.auth = tok:auth_hook()
   else
     ro.headers.Authorization = "Basic " .. M.base64((o.login or "") .. ":" .. (o.password or ""))
   end

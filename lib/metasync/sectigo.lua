@@ -21,11 +21,7 @@ function M.new(o)
       client_secret = o.oauth.client_secret, http = o.http }
     ro.headers = { customerUri = o.customer_uri }
     ro.reauth_on_401 = true
-    ro.auth = function(force)
-      local v, err = tok:get(force)
-      if not v then return nil, err end
-      return { Authorization = v }
-    end
+    ro.auth = tok:auth_hook()
   else
     ro.headers = { login = o.login, password = o.password, customerUri = o.customer_uri }
   end
@@ -89,24 +85,16 @@ function Client:list(o)
       if errors and errors[k] then return nil, (tostring(errors[k]):match("^[^\n]*")) end
       pages[k + 1] = results[k]
     end
-    -- The total may grow while listing; pick up anything past the announced end.
-    local pos = size * (n + 1)
-    while #pages[#pages] == size and pos >= total do
-      local p, err = self:page(filter, pos, size)
-      if not p then return nil, err end
-      if #p == 0 then break end
-      pages[#pages + 1] = p
-      pos = pos + size
-    end
-  else
-    local pos = size
-    while #pages[#pages] == size do
-      local p, err = self:page(filter, pos, size)
-      if not p then return nil, err end
-      if #p == 0 then break end
-      pages[#pages + 1] = p
-      pos = pos + size
-    end
+  end
+  -- Past the announced total (or without one): page on while pages come back full, so a total
+  -- that grew while listing, or a server without X-Total-Count, still yields everything.
+  local pos = size * #pages
+  while #pages[#pages] == size do
+    local p, err = self:page(filter, pos, size)
+    if not p then return nil, err end
+    if #p == 0 then break end
+    pages[#pages + 1] = p
+    pos = pos + size
   end
   local out, seen = {}, {}
   for _, p in ipairs(pages) do
