@@ -572,8 +572,14 @@ static const char helpers_lua[] =
 
 /* ---- host entry points ---- */
 
+static void interrupt_hook(lua_State *L, lua_Debug *ar);
+
 int sched_call(lua_State *L, int nargs) {
   S.interrupted = 0;
+  /* An interrupt that landed while no Lua ran left its hook on a thread; new threads copy the
+   * hook of their creator, so clear it before this call's task is made. */
+  if (lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0);
+  if (S.L && lua_gethook(S.L) == interrupt_hook) lua_sethook(S.L, NULL, 0, 0);
   int fidx = lua_gettop(L) - nargs;
   Task *t = spawn_at(L, fidx, nargs);
   int tidx = lua_gettop(L);

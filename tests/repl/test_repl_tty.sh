@@ -54,6 +54,14 @@ expect ctrl_c_interrupts 'interrupted'
 typeln 'print("still" .. "here")'
 expect alive_after_interrupt 'stillhere'
 
+# Interrupting a wait (no Lua running: the loop is polling) must not poison the next line.
+typeln 'require("metasync.task").sleep(30)'
+sleep 0.5
+T send-keys -t t C-c
+sleep 0.3
+typeln 'print("after" .. "sleep")'
+expect alive_after_interrupted_sleep 'aftersleep'
+
 T send-keys -t t -l 'print("half typed'
 sleep 0.3
 T send-keys -t t C-c
