@@ -35,6 +35,7 @@ typedef struct Req {
   CURLcode result;
   Host *host;
   struct Req *next; /* parked list */
+  struct Req *live_prev, *live_next; /* every request handed to the loop, for cleanup at exit */
   int in_flight;
   double started;
   /* who waits: a task (woken with the response) or a blocking caller (polls `done`) */
@@ -57,6 +58,21 @@ struct Host {
 };
 
 static Host *hosts;
+static Req *live; /* requests owned by the loop (parked or in flight) */
+
+static void live_add(Req *r) {
+  r->live_prev = NULL;
+  r->live_next = live;
+  if (live) live->live_prev = r;
+  live = r;
+}
+
+static void live_remove(Req *r) {
+  if (r->live_prev) r->live_prev->live_next = r->live_next;
+  else if (live == r) live = r->live_next;
+  if (r->live_next) r->live_next->live_prev = r->live_prev;
+  r->live_prev = r->live_next = NULL;
+}
 
 static int buf_add(Buf *b, const char *p, size_t n) {
   if (b->len + n + 1 > b->cap) {
@@ -182,6 +198,7 @@ static void dispatch(Host *h) {
 
 static void submit(Req *r) {
   Host *h = r->host;
+  live_add(r);
   r->next = NULL;
   if (h->park_tail) h->park_tail->next = r;
   else h->park_head = r;
@@ -193,6 +210,7 @@ static void submit(Req *r) {
 /* Take r out of the machinery before its owner gives up on it (interrupted blocking call). */
 static void withdraw(Req *r) {
   Host *h = r->host;
+  live_remove(r);
   if (r->in_flight) {
     curl_multi_remove_handle(sched_multi(), r->easy);
     h->inflight--;
@@ -303,6 +321,7 @@ static void on_done(CURLMsg *m) {
   if (!r) return;
   r->result = m->data.result;
   curl_multi_remove_handle(sched_multi(), r->easy);
+  live_remove(r);
   r->in_flight = 0;
   Host *h = r->host;
   h->inflight--;
@@ -558,16 +577,19 @@ static int hdr_index(lua_State *L) {
   return 1;
 }
 
+/* At exit, requests still parked or in flight (a script that did not wait for its tasks) are
+ * taken off the multi handle and freed; this runs before the scheduler cleans up the multi. */
 static int hosts_gc(lua_State *L) {
   (void)L;
+  while (live) {
+    Req *r = live;
+    live_remove(r);
+    if (r->in_flight) curl_multi_remove_handle(sched_multi(), r->easy);
+    req_free(r);
+  }
   while (hosts) {
     Host *h = hosts;
     hosts = h->next;
-    while (h->park_head) {
-      Req *r = h->park_head;
-      h->park_head = r->next;
-      req_free(r);
-    }
     free(h);
   }
   return 0;

@@ -615,6 +615,9 @@ static int l_sched_gc(lua_State *L) {
   (void)L;
   if (S.multi) curl_multi_cleanup(S.multi);
   S.multi = NULL;
+  /* Tasks still asleep when the state closes: their wake-ups are ours to free. */
+  for (size_t i = 0; i < S.ntimers; i++)
+    if (S.timers[i].fn == wakeup_fire) free(S.timers[i].arg);
   free(S.timers);
   S.timers = NULL;
   S.ntimers = S.captimers = 0;
