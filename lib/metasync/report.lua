@@ -11,7 +11,7 @@ function M.new(direction)
   return setmetatable({
     direction = direction, started = task.now(), considered = 0, skipped = 0, matched = 0,
     updated = 0, unchanged = 0, unmatched = {}, failed = {}, fields_created = 0,
-    fields_updated = 0, planned = 0, dry_run = false,
+    fields_updated = 0, field_failures = {}, planned = 0, dry_run = false,
   }, Report)
 end
 
@@ -20,12 +20,19 @@ function Report:fail(serial, reason)
   log.error("sync", "certificate %s failed: %s", tostring(serial), reason)
 end
 
+-- field_failed(name, reason): a Keyfactor field definition that could not be written; its
+-- values were skipped, so the run counts as not fully successful.
+function Report:field_failed(name, reason)
+  self.field_failures[#self.field_failures + 1] = { name = name, reason = reason }
+  log.error("fields", "field %s failed: %s", tostring(name), reason)
+end
+
 function Report:unmatched_serial(serial)
   self.unmatched[#self.unmatched + 1] = serial
 end
 
 function Report:exit_code()
-  return #self.failed > 0 and 2 or 0
+  return (#self.failed > 0 or #self.field_failures > 0) and 2 or 0
 end
 
 -- lines() -> the summary text
@@ -50,6 +57,10 @@ function Report:lines()
   end
   add("  fields created:          %d%s", self.fields_created, self.dry_run and " (planned)" or "")
   add("  fields updated:          %d%s", self.fields_updated, self.dry_run and " (planned)" or "")
+  if #self.field_failures > 0 then
+    add("  fields failed:           %d (their values were not synced)", #self.field_failures)
+    for _, f in ipairs(self.field_failures) do add("    %s: %s", tostring(f.name), f.reason) end
+  end
   add("  duration:                %.1f s", task.now() - self.started)
   return out
 end

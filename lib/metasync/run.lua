@@ -1,7 +1,8 @@
 -- The run skeleton both stock policies share: load and check config, set up logging, build
--- the clients, pre-flight both APIs, settle field names and definitions, list both
--- inventories, match them by serial, then plan and apply through metasync.flows. The policy
--- (a table of hooks, see scripts/sctokf.lua) decides everything a site might want to change.
+-- the clients, pre-flight both APIs, settle field names, diff the field definitions and list
+-- both inventories -- everything that can fail fatally (exit 1) comes before the first write --
+-- then write the definitions, match by serial, and plan and apply through metasync.flows. The
+-- policy (a table of hooks, see scripts/sctokf.lua) decides everything a site might want to change.
 local config = require("metasync.config")
 local log = require("metasync.log")
 local http = require("metasync.http")
@@ -88,27 +89,54 @@ local function settle_names(ctx, list, policy)
   end
 end
 
--- definitions(ctx, list): creates or updates Keyfactor field definitions that differ.
-local function definitions(ctx, list)
-  local d = fields.diff(list, ctx.kf_fields)
-  ctx.report.fields_created, ctx.report.fields_updated = #d.create, #d.update
-  for _, def in ipairs(d.create) do
-    if ctx.dry_run then
+-- apply_definitions(ctx, d): creates or updates the Keyfactor field definitions that differ
+-- (d from fields.diff, computed before any write). This is the run's first write, so a
+-- definition Keyfactor refuses no longer stops the run with exit 1 ("fatal before any write"
+-- would be untrue once another definition went in): the field's values are skipped, the
+-- failure goes in the summary, and the run ends with exit 2.
+local function apply_definitions(ctx, d)
+  local r = ctx.report
+  if ctx.dry_run then
+    for _, def in ipairs(d.create) do
       io.stdout:write(string.format("create Keyfactor field %s (DataType %d)\n", def.Name, def.DataType))
-    else
-      local ok, err = ctx.keyfactor:create_field(def)
-      if not ok then fatal("cannot create Keyfactor field '%s': %s", def.Name, err) end
+    end
+    for _, u in ipairs(d.update) do
+      io.stdout:write(string.format("update Keyfactor field %s: %s\n", u.def.Name, table.concat(u.changes, "; ")))
+    end
+    r.fields_created, r.fields_updated = #d.create, #d.update
+    return
+  end
+  local broken = {}
+  for _, def in ipairs(d.create) do
+    local ok, err = ctx.keyfactor:create_field(def)
+    if ok then
+      r.fields_created = r.fields_created + 1
       log.info("fields", "created Keyfactor metadata field '%s' (DataType %d)", def.Name, def.DataType)
+    else
+      broken[def.Name:lower()] = true
+      r:field_failed(def.Name, "cannot create Keyfactor field: " .. tostring(err))
     end
   end
   for _, u in ipairs(d.update) do
-    if ctx.dry_run then
-      io.stdout:write(string.format("update Keyfactor field %s: %s\n", u.def.Name, table.concat(u.changes, "; ")))
-    else
-      local ok, err = ctx.keyfactor:update_field(u.def)
-      if not ok then fatal("cannot update Keyfactor field '%s': %s", u.def.Name, err) end
+    local ok, err = ctx.keyfactor:update_field(u.def)
+    if ok then
+      r.fields_updated = r.fields_updated + 1
       log.info("fields", "updated Keyfactor metadata field '%s': %s", u.def.Name, table.concat(u.changes, "; "))
+    else
+      broken[u.def.Name:lower()] = true
+      r:field_failed(u.def.Name, "cannot update Keyfactor field: " .. tostring(err))
     end
+  end
+  if next(broken) then
+    local kept = {}
+    for _, f in ipairs(ctx.fields) do
+      if broken[f.keyfactor:lower()] then
+        log.warn("fields", "values of Keyfactor field '%s' are skipped: its definition could not be written", f.keyfactor)
+      else
+        kept[#kept + 1] = f
+      end
+    end
+    ctx.fields = kept
   end
 end
 
@@ -199,9 +227,13 @@ local function body(policy, opts)
   settle_names(ctx, list, policy)
   ctx.fields = list
   log.info("fields", "%d fields in the mapping", #list)
-  if policy.direction == "sctokf" then definitions(ctx, list) end
+  -- Everything that can stop the run comes before the first write: the definition diff is
+  -- computed here, and both inventories are listed (a failed page is fatal), before any
+  -- definition is created or updated.
+  local defs_diff = policy.direction == "sctokf" and fields.diff(list, ctx.kf_fields) or nil
 
   local idx, kf_list = inventories(ctx, policy)
+  if defs_diff then apply_definitions(ctx, defs_diff) end
   local matched = match(ctx, policy, idx, kf_list)
   require("metasync.flows")[policy.direction](ctx, policy, matched)
   return ctx.report:finish()

@@ -32,7 +32,46 @@ H.clear_stats()
 rc, out, err = H.run(dir, "sctokf")
 H.eq(rc, 1, "failed list page exit code")
 assert(err:find("HTTP 500: -1 Unknown error.", 1, true), err)
-H.eq(H.stats().writes_by_endpoint["keyfactor.metadata"], nil, "certificate writes after a failed page")
+-- zero writes of any kind: no field definition (keyfactor.metadatafields) either
+local function no_writes(what)
+  local st = H.stats()
+  H.eq(H.writes(st), 0, what .. ": writes")
+  for ep, n in pairs(st.writes_by_endpoint or {}) do
+    error(string.format("%s: %d write(s) to %s", what, n, ep))
+  end
+end
+no_writes("failed Sectigo list page")
+H.call("DELETE", H.sectigo .. "/__sim/faults")
+
+-- the same for a failed Keyfactor query page (pages of 2 over 5 Sectigo-issued certificates)
+H.reset(H.world())
+H.faults { scripts = { { endpoint = "keyfactor.certificates", method = "GET",
+  responses = { { pass = true }, { status = 500, body = '{"ErrorCode":"0xA0110001","Message":"Simulated outage"}' } } } } }
+rc, out, err = H.run(dir, "sctokf")
+H.eq(rc, 1, "failed Keyfactor page exit code")
+assert(err:find("Simulated outage", 1, true), err)
+no_writes("failed Keyfactor query page")
+H.call("DELETE", H.sectigo .. "/__sim/faults")
+
+-- a field definition Keyfactor refuses once writes have begun: not "fatal before any write"
+-- (exit 2, not 1); that field's values are skipped, every other field still syncs.
+H.reset(H.world())
+H.faults { scripts = { { endpoint = "keyfactor.metadatafields", method = "POST",
+  responses = { { status = 400, body = '{"ErrorCode":"0xA0110007","Message":"Simulated field refusal"}' } } } } }
+rc, out, err = H.run(dir, "sctokf")
+H.eq(rc, 2, "failed field definition exit code: " .. err)
+assert(out:find("fields failed: +1"), out)
+assert(out:find("RenewalDate: cannot create Keyfactor field: Keyfactor POST /MetadataFields -> HTTP 400: Simulated field refusal", 1, true), out)
+local st = H.state()
+H.eq(H.kf_field(st, "RenewalDate"), nil, "refused field not created")
+assert(H.kf_field(st, "BudgetCode"), "BudgetCode created")
+assert(H.kf_field(st, "SectigoID"), "SectigoID created")
+H.eq(H.kf_field(st, "CostCenter").Description, "Cost center charged", "CostCenter definition updated")
+local k1 = H.kf_cert(st, 1)
+H.eq(k1.Metadata.CostCenter, "CC-1", "CostCenter synced")
+H.eq(k1.Metadata.BudgetCode, "42", "BudgetCode synced")
+H.eq(k1.Metadata.SectigoID, "5001", "SectigoID synced")
+H.eq(k1.Metadata.RenewalDate, nil, "RenewalDate skipped")
 H.call("DELETE", H.sectigo .. "/__sim/faults")
 
 -- a failed certificate update: the others are applied, exit 2, reason in the summary
