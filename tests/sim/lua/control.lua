@@ -1,7 +1,8 @@
--- The /__sim/ control API (no auth, both ports): stats, state, reset, faults, settings.
+-- The /__sim/ control API (no auth, both ports): stats, state, reset, faults, settings, requests.
 local U = require("util")
 local IO = require("dataio")
 local F = require("faults")
+local J = require("journal")
 
 local CTL = {}
 local C, simcore
@@ -55,11 +56,13 @@ local function reset(req)
   C.reset_stats()
   C.expire_tokens()
   F.clear()
+  J.clear()
   return json(200, counts())
 end
 
 local SETTINGS = {
   sectigoListSerialFormat = function(v) return v == "colon" or v == "plain" end,
+  sectigoCustomFieldsPut = function(v) return v == "merge" or v == "replace" end,
   keyfactorDateFormat = function(v) return v == "M/d/yyyy h:mm:ss tt" or v == "yyyy-MM-dd" end,
   productVersion = function(v) return type(v) == "string" and #v <= 64 end,
   tokenTtl = function(v) return U.int(v, 1, 86400) ~= nil end,
@@ -78,6 +81,7 @@ local function settings(req)
     for _, c in ipairs(C.world.sectigo.certs) do c.cache = nil end
   end
   return json(200, { sectigoListSerialFormat = st.sectigoListSerialFormat,
+    sectigoCustomFieldsPut = st.sectigoCustomFieldsPut or "merge",
     keyfactorDateFormat = st.keyfactorDateFormat or C.cfg.keyfactor_date_format,
     productVersion = st.productVersion or "25.1.0.0", tokenTtl = st.tokenTtl or 300 })
 end
@@ -109,12 +113,22 @@ function CTL.handle(req)
     end
   elseif p == "/__sim/settings" and (m == "GET" or m == "POST") then
     return settings(req)
+  elseif p == "/__sim/requests" then
+    if m == "GET" or m == "HEAD" then
+      local list, err = J.list(req.args)
+      if not list then return bad(err) end
+      return json(200, list)
+    end
+    if m == "DELETE" then
+      J.clear()
+      return { status = 204, headers = {}, body = "" }
+    end
   elseif p == "/__sim/tokens" and m == "DELETE" then
     C.expire_tokens()
     return { status = 204, headers = {}, body = "" }
   else
     return json(404, { error = "unknown control path " .. p:sub(1, 200) ..
-      " (stats, state, reset, faults, settings, tokens)" })
+      " (stats, state, reset, faults, settings, tokens, requests)" })
   end
   return json(405, { error = "method " .. m:sub(1, 16) .. " not allowed on " .. p })
 end

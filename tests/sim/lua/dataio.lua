@@ -196,6 +196,9 @@ function IO.load(doc)
     local fmt = opt_type(st.sectigoListSerialFormat, "string", "settings.sectigoListSerialFormat")
     if fmt and fmt ~= "colon" and fmt ~= "plain" then fail("settings.sectigoListSerialFormat", "colon or plain") end
     w.settings.sectigoListSerialFormat = fmt or "colon"
+    local put = opt_type(st.sectigoCustomFieldsPut, "string", "settings.sectigoCustomFieldsPut")
+    if put and put ~= "merge" and put ~= "replace" then fail("settings.sectigoCustomFieldsPut", "merge or replace") end
+    w.settings.sectigoCustomFieldsPut = put
     load_sectigo(opt_type(doc.sectigo, "table", "sectigo") or {}, w)
     load_keyfactor(opt_type(doc.keyfactor, "table", "keyfactor") or {}, w)
   end)

@@ -220,7 +220,15 @@ local function update(req)
     if D.check_cf(fd, value) then return invalid(name) end
     changes[#changes + 1] = { fd.name, value }
   end
+  -- Whether customFields merges into or replaces the stored list is undocumented: the setting
+  -- sectigoCustomFieldsPut picks. "replace" drops every active field not sent (only when
+  -- customFields is sent at all); values of inactive fields cannot be seen or sent, so they stay.
   local merged = U.copy(c.cf)
+  if type(cfs) == "table" and C.world.settings.sectigoCustomFieldsPut == "replace" then
+    for _, fd in ipairs(w.fields) do
+      if fd.state ~= "INACTIVE" and fd.state ~= "SUSPENDED_INACTIVE" then merged[fd.name] = nil end
+    end
+  end
   for _, ch in ipairs(changes) do merged[ch[1]] = ch[2] ~= "" and ch[2] or nil end
   for _, fd in ipairs(w.fields) do
     if fd.state == "ACTIVE" and not merged[fd.name] then

@@ -6,6 +6,7 @@ local F = require("faults")
 local S = require("sectigo")
 local K = require("keyfactor")
 local CTL = require("control")
+local J = require("journal")
 
 local M = {}
 -- The host's native helpers are preloaded as "sim" (this file is loaded by path, so the
@@ -40,7 +41,7 @@ When ready it prints one JSON line: {"sectigo":"http://H:P","keyfactor":"http://
   --help                      show this help
 
 Control API (no auth, both ports): /__sim/stats, /__sim/state, /__sim/reset, /__sim/faults,
-/__sim/settings. OAuth2 tokens: POST /oauth/token on either port.
+/__sim/settings, /__sim/requests (journal of recent requests). OAuth2 tokens: POST /oauth/token on either port.
 ]]
 
 local OPTS = {
@@ -155,6 +156,7 @@ function M.init(args)
   function C.expire_tokens() tokens = {} end
   C.stats = function() return stats end
   C.reset_stats = reset_stats
+  J.clear()
   C.startup_world = startup_world
   C.generate = function(n, seed) return D.generate(n, seed, simcore.time()) end
   F.init({ latency_ms = o["latency-ms"], jitter_ms = o["jitter-ms"], fail_rate = o["fail-rate"],
@@ -230,6 +232,7 @@ local function dispatch(req)
   if not per then per = {}; stats.requests[ep] = per end
   per[m] = (per[m] or 0) + 1
   local plan = F.before(ep, m)
+  req.ep, req.fault = ep, plan.fault
   local resp
   if plan.status then
     local ct, body = fault_body(req.api, plan.status)
@@ -262,6 +265,7 @@ function M.handle(req)
   if stats and req.path:sub(1, 6) ~= "/__sim" then
     local k = tostring(resp.status)
     stats.statuses[k] = (stats.statuses[k] or 0) + 1
+    J.record(req, req.ep or req.api .. ".other", resp, req.fault, simcore.time())
   end
   if req.method == "HEAD" then resp.body = "" end
   return resp
