@@ -21,7 +21,8 @@ local policy = require("metasync.stock").load("sctokf")
 policy.direction = "kftosc"
 
 ---------------------------------------------------------------------------------------------
--- 1. Which fields are synced: custom fields only
+-- 1. Which fields are synced: custom fields only. Inactive Sectigo fields are never written,
+--    even with enableDisabledFieldSync: Sectigo refuses their values (the library skips them).
 ---------------------------------------------------------------------------------------------
 local sctokf_fields = policy.fields
 function policy.fields(ctx)

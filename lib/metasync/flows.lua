@@ -93,13 +93,27 @@ end
 
 -- kftosc: Keyfactor metadata -> Sectigo custom fields (custom fields only). The complete
 -- merged custom field list is sent so no other field is dropped; comments are never sent.
+-- Sectigo refuses a value for an inactive field (-135) and with it the whole update, so
+-- inactive fields are never written, even when the policy selected them
+-- (enableDisabledFieldSync lets sctokf read them; it cannot make Sectigo accept them).
 function M.kftosc(ctx, policy, pairs_)
   local custom = {}
   for _, f in ipairs(ctx.fields) do
     if f.kind == "custom" then
-      if f.sectigo_type then custom[#custom + 1] = f
-      else log.warn("sync", "Sectigo has no custom field '%s'; it is not synced", tostring(f.sectigo)) end
+      if not f.sectigo_type then
+        log.warn("sync", "Sectigo has no custom field '%s'; it is not synced", tostring(f.sectigo))
+      elseif f.sectigo_active == false then
+        log.info("sync", "Sectigo field '%s' is inactive and accepts no values; it is not written", f.sectigo)
+      else
+        custom[#custom + 1] = f
+      end
     end
+  end
+  -- The merged list keeps only fields Sectigo accepts: a certificate may still hold a value
+  -- of a field deactivated since, and sending it back would fail the update.
+  local writable = {}
+  for name, def in pairs(fields.by_name(ctx.sectigo_fields)) do
+    if fields.active(def) then writable[name] = true end
   end
   -- Only certificates carrying a value for a mapped field need their Sectigo details.
   local wanted = {}
@@ -132,7 +146,7 @@ function M.kftosc(ctx, policy, pairs_)
     local merged = {}
     if #changes > 0 then
       for _, cf in ipairs(type(p.details.customFields) == "table" and p.details.customFields or {}) do
-        if type(cf) == "table" and type(cf.name) == "string" then
+        if type(cf) == "table" and type(cf.name) == "string" and writable[cf.name:lower()] then
           local nv = newvals[cf.name:lower()]
           merged[#merged + 1] = { name = cf.name, value = nv and nv.value or cf.value }
           if nv then newvals[cf.name:lower()] = nil end

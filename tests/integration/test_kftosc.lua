@@ -44,4 +44,32 @@ dir = H.config_dir({ keyfactorDateFormat = "yyyy-MM-dd" })
 rc = H.run(dir, "kftosc")
 H.eq(rc, 0, "yyyy-MM-dd run")
 H.eq(H.cf(H.sc_cert(H.state(), 5001), "Renewal Date"), "2026-02-03", "Renewal Date with yyyy-MM-dd")
+
+-- enableDisabledFieldSync with importAllCustomFields: an INACTIVE Sectigo field with a value in
+-- Keyfactor is never written (Sectigo answers -135 and would drop the certificate's other
+-- changes), nor is the old value the certificate still holds for it sent back in the merged
+-- list; the valid change on the same certificate goes through.
+H.call("POST", H.sectigo .. "/__sim/settings", { keyfactorDateFormat = "M/d/yyyy h:mm:ss tt" })
+w = H.world()
+table.insert(w.sectigo.certificates[1].customFields, { name = "Legacy Code", value = "LC-OLD" })
+w.keyfactor.metadataFields = {
+  { Id = 1, Name = "Cost_Center", Description = "c", DataType = 1, DisplayOrder = 1 },
+  { Id = 2, Name = "Legacy_Code", Description = "l", DataType = 1, DisplayOrder = 2 },
+}
+w.keyfactor.certificates[1].Metadata = { Cost_Center = "CC-NEW", Legacy_Code = "LC-9" }
+w.keyfactor.certificates[2].Metadata = { Legacy_Code = "LC-2" }
+H.reset(w)
+dir = H.config_dir({ importAllCustomFields = "true", enableDisabledFieldSync = "true" }, nil,
+  '{"BannedCharacters":[{"character":" ","replacementcharacter":"_"}]}')
+rc, out, err = H.run(dir, "kftosc")
+H.eq(rc, 0, "inactive field run exit code: " .. out .. err)
+st = H.state()
+s1 = H.sc_cert(st, 5001)
+H.eq(H.cf(s1, "Cost Center"), "CC-NEW", "Cost Center next to an inactive field")
+H.eq(H.cf(s1, "Legacy Code"), "LC-OLD", "inactive Legacy Code untouched")
+H.eq(H.cf(s1, "Environment"), "Production", "Environment kept")
+H.eq(H.cf(H.sc_cert(st, 5002), "Legacy Code"), nil, "inactive Legacy Code not written on 5002")
+stats = H.stats()
+H.eq(stats.writes_by_endpoint["sectigo.update"], 1, "one Sectigo update (5001)")
+assert(out:find("failed: +0"), out)
 print("ok")
