@@ -49,8 +49,7 @@ function M.new(o)
 end
 
 -- paged(path, query, page_size) -> every item of a 1-based paged list, or nil, message.
--- Both query name styles are sent (v25 PageReturned/ReturnLimit and v10 pq.*): servers bind
--- the ones they know and ignore the rest.
+-- Only the v25 names (PageReturned/ReturnLimit) are sent, not the v10 pq.* forms.
 function Client:paged(path, query, page_size)
   local function fetch(n)
     local q = { { "PageReturned", n }, { "ReturnLimit", page_size } }
