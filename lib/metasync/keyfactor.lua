@@ -3,7 +3,7 @@
 -- fetched concurrently once x-total-count is known), metadata updates and MetadataFields.
 local rest = require("metasync.rest")
 local oauth = require("metasync.oauth")
-local task = require("metasync.task")
+local pager = require("metasync.pager")
 local json = require("metasync.json")
 
 local M = {}
@@ -48,9 +48,11 @@ function M.new(o)
   return c
 end
 
--- paged(path, query, page_size) -> every item of a 1-based paged list, or nil, message.
--- Only the v25 names (PageReturned/ReturnLimit) are sent, not the v10 pq.* forms.
-function Client:paged(path, query, page_size)
+-- pages(path, query, page_size) -> iterator over the items of a 1-based paged list, streamed
+-- (metasync.pager): pages after the first are fetched `concurrency` at a time once
+-- x-total-count is known; a failed page raises. Only the v25 names (PageReturned/ReturnLimit)
+-- are sent, not the v10 pq.* forms.
+function Client:pages(path, query, page_size)
   local function fetch(n)
     local q = { { "PageReturned", n }, { "ReturnLimit", page_size } }
     for _, kv in ipairs(query) do q[#q + 1] = kv end
@@ -59,52 +61,35 @@ function Client:paged(path, query, page_size)
     if type(resp.json) ~= "table" then return nil, string.format("Keyfactor GET %s: expected a list", path) end
     return resp.json, tonumber(resp.headers and resp.headers["x-total-count"])
   end
-  local first, total = fetch(1)
-  if not first then return nil, total end
-  local pages = { first }
-  if total and #first > 0 then
-    local last = (total + page_size - 1) // page_size
-    local i = 1
-    local results, errors = task.map(function()
-      i = i + 1
-      if i <= last then return i end
-    end, self.concurrency, function(n)
-      local p, err = fetch(n)
-      if not p then error(err, 0) end
-      return p
-    end)
-    for k = 1, last - 1 do
-      if errors and errors[k] then return nil, (tostring(errors[k]):match("^[^\n]*")) end
-      pages[k + 1] = results[k]
-    end
-  end
-  local n = #pages
-  while #pages[#pages] == page_size do
-    n = n + 1
-    local p, err = fetch(n)
-    if not p then return nil, err end
-    if #p == 0 then break end
-    pages[#pages + 1] = p
-  end
-  local out, seen = {}, {}
-  for _, p in ipairs(pages) do
-    for _, item in ipairs(p) do
-      local id = type(item) == "table" and item.Id
-      if id == nil or not seen[id] then
-        if id then seen[id] = true end
-        out[#out + 1] = item
-      end
-    end
-  end
-  return out
+  return pager.stream { size = page_size, window = self.concurrency, fetch = fetch,
+    key = function(item)
+      if type(item) ~= "table" then return false end -- not a record: dropped
+      return item.Id                                   -- nil: no id, kept as it is
+    end }
 end
 
--- certificates{query=, include_revoked=, include_expired=, page_size=} -> list, or nil, message
-function Client:certificates(o)
+-- paged(path, query, page_size) -> every item as a list, or nil, message
+function Client:paged(path, query, page_size)
+  return pager.collect(self:pages(path, query, page_size))
+end
+
+local function cert_query(o)
   local q = { { "QueryString", o.query or "" }, { "includeMetadata", "true" } }
   if o.include_revoked then q[#q + 1] = { "IncludeRevoked", "true" } end
   if o.include_expired then q[#q + 1] = { "IncludeExpired", "true" } end
-  return self:paged("/Certificates", q, o.page_size or 100)
+  return q
+end
+
+-- certificates{query=, include_revoked=, include_expired=, page_size=} -> iterator over the
+-- matching certificates (with metadata), streamed; a failed page raises.
+function Client:certificates(o)
+  o = o or {}
+  return self:pages("/Certificates", cert_query(o), math.tointeger(o.page_size) or 100)
+end
+
+-- list(o) -> the certificates certificates(o) iterates, as a list, or nil, message
+function Client:list(o)
+  return pager.collect(self:certificates(o))
 end
 
 -- update_metadata(id, map) -> true or nil, message. Keyfactor overwrites only the keys sent.

@@ -155,7 +155,7 @@ local function inventories(ctx, policy)
   end)
   local q = policy.keyfactor_query(ctx)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
-  local kf_list, kerr = ctx.keyfactor:certificates(q)
+  local kf_list, kerr = ctx.keyfactor:list(q)
   local ok, sc_list = sc_task:join()
   if not ok then error(sc_list, 0) end
   if not kf_list then fatal("listing Keyfactor certificates failed: %s", kerr) end

@@ -4,7 +4,7 @@
 local rest = require("metasync.rest")
 local oauth = require("metasync.oauth")
 local json = require("metasync.json")
-local task = require("metasync.task")
+local pager = require("metasync.pager")
 
 local M = {}
 local Client = {}
@@ -60,58 +60,24 @@ function Client:page(filter, position, size)
   return resp.json, tonumber(resp.headers and resp.headers["x-total-count"])
 end
 
--- list{status=, ssl_type_id=, page_size=} -> every certificate {sslId, serialNumber, ...}, or
--- nil, message. A failed page fails the whole listing: a partial index would make certificates
--- look unmatched and hide the failure.
-function Client:list(o)
-  local size = o.page_size or 25
+-- certificates{status=, ssl_type_id=, page_size=} -> iterator over every certificate
+-- {sslId, serialNumber, ...}, streamed page by page (metasync.pager): pages after the first are
+-- fetched `concurrency` at a time once X-Total-Count is known. A failed page raises: a partial
+-- index would make certificates look unmatched and hide the failure.
+function Client:certificates(o)
+  o = o or {}
+  local size = math.tointeger(o.page_size) or 25
   local filter = {}
   if o.status then filter[#filter + 1] = { "status", o.status } end
   if o.ssl_type_id then filter[#filter + 1] = { "sslTypeId", o.ssl_type_id } end
-  local first, total = self:page(filter, 0, size)
-  if not first then return nil, total end
-  local pages = { first }
-  if total then
-    local positions, n = {}, 0
-    for pos = size, total - 1, size do n = n + 1; positions[n] = pos end
-    local i = 0
-    local results, errors = task.map(function() i = i + 1; return positions[i] end, self.concurrency,
-      function(pos)
-        local p, err = self:page(filter, pos, size)
-        if not p then error(err, 0) end
-        return p
-      end)
-    for k = 1, n do
-      if errors and errors[k] then return nil, (tostring(errors[k]):match("^[^\n]*")) end
-      pages[k + 1] = results[k]
-    end
-  end
-  -- Past the announced total (or without one): page on while pages come back full, so a total
-  -- that grew while listing, or a server without X-Total-Count, still yields everything.
-  local pos = size * #pages
-  while #pages[#pages] == size do
-    local p, err = self:page(filter, pos, size)
-    if not p then return nil, err end
-    if #p == 0 then break end
-    pages[#pages + 1] = p
-    pos = pos + size
-  end
-  local out, seen = {}, {}
-  for _, p in ipairs(pages) do
-    for _, c in ipairs(p) do
-      local id = type(c) == "table" and (c.sslId or c.id)
-      if id and not seen[id] then seen[id] = true; out[#out + 1] = c end
-    end
-  end
-  return out
+  return pager.stream { size = size, window = self.concurrency,
+    fetch = function(k) return self:page(filter, (k - 1) * size, size) end,
+    key = function(c) return type(c) == "table" and (c.sslId or c.id) or false end }
 end
 
--- certificates(o) -> iterator over every certificate (raises if the listing fails)
-function Client:certificates(o)
-  local list, err = self:list(o)
-  if not list then error(err, 0) end
-  local i = 0
-  return function() i = i + 1; return list[i] end
+-- list(o) -> every certificate as a list (the run's serial index needs them all), or nil, message
+function Client:list(o)
+  return pager.collect(self:certificates(o))
 end
 
 function Client:details(ssl_id)

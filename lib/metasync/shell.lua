@@ -2,7 +2,8 @@
 -- for both APIs, as globals for ad-hoc queries. (Setting globals is this module's whole purpose;
 -- no other library module does.)
 --   sectigo:custom_fields(), sectigo:details(id), sectigo:list{status = "Issued"} ...
---   keyfactor:metadata_fields(), keyfactor:certificates{query = 'IssuerDN -contains "Sectigo"'} ...
+--   keyfactor:metadata_fields(), keyfactor:list{query = 'IssuerDN -contains "Sectigo"'} ...
+--   (sectigo:certificates{...} and keyfactor:certificates{...} are the streaming iterators)
 local M = {}
 
 function M.setup(interactive)
