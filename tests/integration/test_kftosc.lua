@@ -72,4 +72,28 @@ H.eq(H.cf(H.sc_cert(st, 5002), "Legacy Code"), nil, "inactive Legacy Code not wr
 stats = H.stats()
 H.eq(stats.writes_by_endpoint["sectigo.update"], 1, "one Sectigo update (5001)")
 assert(out:find("failed: +0"), out)
+
+-- keyfactorDateFormat matters where the fallback forms would read a date differently: a
+-- Keyfactor String field holding "3/7/2025", mapped to Sectigo's DATE field, is 3 July with
+-- "d/M/yyyy" and 7 March with the default (month first).
+local function day_first_world()
+  local dw = H.world()
+  dw.keyfactor.metadataFields = { { Id = 1, Name = "RenewalText", Description = "r", DataType = 1, DisplayOrder = 1 } }
+  dw.keyfactor.certificates[1].Metadata = { RenewalText = "3/7/2025" }
+  dw.keyfactor.certificates[2].Metadata = { RenewalText = "25/12/2025 13:05:00" }
+  return dw
+end
+local df = { ManualFields = {}, CustomFields = { H.field("Renewal Date", "RenewalText", 1) } }
+H.reset(day_first_world())
+rc, out, err = H.run(H.config_dir({ keyfactorDateFormat = "d/M/yyyy" }, df), "kftosc")
+H.eq(rc, 2, "d/M/yyyy run: the date-time value does not fit the format")
+st = H.state()
+H.eq(H.cf(H.sc_cert(st, 5001), "Renewal Date"), "2025-07-03", "3/7/2025 read as d/M/yyyy")
+H.reset(day_first_world())
+rc, out, err = H.run(H.config_dir({ keyfactorDateFormat = "d/M/yyyy H:mm:ss" }, df), "kftosc")
+st = H.state()
+H.eq(H.cf(H.sc_cert(st, 5002), "Renewal Date"), "2025-12-25", "25/12/2025 13:05:00 read as d/M/yyyy H:mm:ss")
+H.reset(day_first_world())
+rc, out, err = H.run(H.config_dir(nil, df), "kftosc")
+H.eq(H.cf(H.sc_cert(H.state(), 5001), "Renewal Date"), "2025-03-07", "3/7/2025 with the default format")
 print("ok")

@@ -25,4 +25,49 @@ assert(dates.parse_any("05/21/2025").month == 5)
 assert(dates.parse_any("23/07/2025", "dd/MM/yyyy").month == 7)
 assert(dates.parse_any("not a date") == nil)
 assert(dates.equal(dates.parse_any("7/23/2025 12:00:00 AM"), dates.parse_any("2025-07-23")))
+
+-- the format decides day and month order: 3/7/2025 is 3 July day-first, 7 March month-first
+t = assert(dates.parse("3/7/2025", "d/M/yyyy"))
+assert(t.day == 3 and t.month == 7 and t.year == 2025)
+t = assert(dates.parse("3/7/2025", "M/d/yyyy"))
+assert(t.day == 7 and t.month == 3)
+t = assert(dates.parse_any("3/7/2025", "d/M/yyyy"))
+assert(t.day == 3 and t.month == 7, "parse_any tries the caller's format first")
+assert(dates.parse("25/12/2025", "M/d/yyyy") == nil)
+assert(dates.parse("25/12/2025", "d/M/yyyy").month == 12)
+
+-- hh: 12-hour, two digits on output, 12 AM is midnight and 12 PM noon
+t = assert(dates.parse("07/23/2025 01:05:09 PM", "MM/dd/yyyy hh:mm:ss tt"))
+assert(t.hour == 13 and t.min == 5 and t.sec == 9)
+assert(dates.parse("07/23/2025 12:00:00 AM", "MM/dd/yyyy hh:mm:ss tt").hour == 0)
+assert(dates.parse("07/23/2025 12:00:00 PM", "MM/dd/yyyy hh:mm:ss tt").hour == 12)
+assert(dates.parse("07/23/2025 11:59:59 PM", "MM/dd/yyyy hh:mm:ss tt").hour == 23)
+assert(dates.parse("07/23/2025 00:10:00 AM", "MM/dd/yyyy hh:mm:ss tt") == nil, "hh is 1..12")
+assert(dates.parse("07/23/2025 13:10:00 PM", "MM/dd/yyyy hh:mm:ss tt") == nil, "hh is 1..12")
+local mid = { year = 2025, month = 7, day = 3, hour = 0, min = 4, sec = 5 }
+assert(dates.format(mid, "hh:mm:ss tt") == "12:04:05 AM")
+assert(dates.format(mid, "h:mm tt") == "12:04 AM")
+local aft = { year = 2025, month = 7, day = 3, hour = 15, min = 0, sec = 0 }
+assert(dates.format(aft, "hh tt") == "03 PM")
+assert(dates.format(aft, "h tt") == "3 PM")
+
+-- H and HH: 24-hour; HH pads on output, H does not; 24 is refused
+t = assert(dates.parse("2025-07-03 9:07", "yyyy-MM-dd H:mm"))
+assert(t.hour == 9 and t.min == 7)
+t = assert(dates.parse("2025-07-03 23:59:58", "yyyy-MM-dd HH:mm:ss"))
+assert(t.hour == 23 and t.min == 59 and t.sec == 58)
+assert(dates.parse("2025-07-03 00:00", "yyyy-MM-dd HH:mm").hour == 0)
+assert(dates.parse("2025-07-03 24:00", "yyyy-MM-dd HH:mm") == nil)
+assert(dates.format({ year = 2025, month = 7, day = 3, hour = 9, min = 7, sec = 0 }, "HH:mm") == "09:07")
+assert(dates.format({ year = 2025, month = 7, day = 3, hour = 9, min = 7, sec = 0 }, "H:mm") == "9:07")
+
+-- tt: AM/PM in any case on input, upper case on output, nothing else accepted
+assert(dates.parse("7/3/2025 4:00:00 am", "M/d/yyyy h:mm:ss tt").hour == 4)
+assert(dates.parse("7/3/2025 4:00:00 Pm", "M/d/yyyy h:mm:ss tt").hour == 16)
+assert(dates.parse("7/3/2025 4:00:00 XM", "M/d/yyyy h:mm:ss tt") == nil)
+assert(dates.parse("7/3/2025 4:00:00", "M/d/yyyy h:mm:ss tt") == nil, "tt required when in the format")
+assert(dates.format(aft, "tt") == "PM" and dates.format(mid, "tt") == "AM")
+-- tt next to a 24-hour token: a PM before noon moves to the afternoon
+assert(dates.parse("7/3/2025 4:00 PM", "M/d/yyyy H:mm tt").hour == 16)
+assert(dates.parse("7/3/2025 16:00 PM", "M/d/yyyy H:mm tt").hour == 16)
 print("ok")
