@@ -152,9 +152,15 @@ function M.parse_any(s, fmt)
   local iso = s:match("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)[%.%d]*[Zz]?$")
     or s:match("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)[%.%d]*[%+%-]%d%d:?%d%d$")
   if iso then return M.parse(iso, "yyyy-MM-ddTHH:mm:ss") end
+  -- A day-first format (d/M/yyyy) must never fall back to month-first forms: "7/12/2025" would be
+  -- read as the wrong day without a word. Only the unambiguous ISO forms are tried then.
+  local dpos, mpos = fmt and fmt:find("d", 1, true), fmt and fmt:find("M", 1, true)
+  local day_first = dpos and mpos and dpos < mpos
   for _, f in ipairs(FALLBACK) do
-    local t = M.parse(s, f)
-    if t then return t end
+    if not (day_first and f:sub(1, 1) == "M") then
+      local t = M.parse(s, f)
+      if t then return t end
+    end
   end
   return nil
 end

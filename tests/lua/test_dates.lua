@@ -70,4 +70,13 @@ assert(dates.format(aft, "tt") == "PM" and dates.format(mid, "tt") == "AM")
 -- tt next to a 24-hour token: a PM before noon moves to the afternoon
 assert(dates.parse("7/3/2025 4:00 PM", "M/d/yyyy H:mm tt").hour == 16)
 assert(dates.parse("7/3/2025 16:00 PM", "M/d/yyyy H:mm tt").hour == 16)
+-- A day-first configured format never falls back to reading month first.
+do
+  local t = dates.parse_any("7/12/2025 10:00:00", "d/M/yyyy")
+  assert(t == nil or (t.day == 7 and t.month == 12), "day-first format read month-first")
+  local u = dates.parse_any("2025-12-07", "d/M/yyyy")
+  assert(u and u.day == 7 and u.month == 12, "ISO still accepted with a day-first format")
+  local v = dates.parse_any("7/12/2025 10:00:00", "M/d/yyyy")
+  assert(v and v.month == 7 and v.day == 12, "month-first fallback kept for month-first formats")
+end
 print("ok")
