@@ -190,11 +190,13 @@ end
 local function setup_log(cfg, opts)
   local level = opts.log_level or (opts.verbose and "debug") or cfg.logLevel
   local dir = cfg.logDirectory
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
-  log.setup { level = level, file = dir .. "/metasync.log", errors_file = dir .. "/metasync-errors.log",
-    stderr = true, stderr_level = opts.verbose and level or "warn",
+  -- log.setup creates the directory; a log that cannot be written is a configuration error.
+  local ok, err = log.setup { level = level, file = dir .. "/metasync.log",
+    errors_file = dir .. "/metasync-errors.log", stderr = true, stderr_level = opts.verbose and level or "warn",
     max_size = math.floor(cfg.logMaxSizeMB * 1048576), max_files = cfg.logMaxFiles }
+  if not ok then return nil, string.format("%s/config.json: key 'logDirectory': %s", cfg.dir, tostring(err)) end
   M.log_ready = true
+  return true
 end
 
 local function body(policy, opts)
@@ -205,7 +207,11 @@ local function body(policy, opts)
     return 1
   end
   warnings = errs
-  setup_log(cfg, opts)
+  local logged, lerr = setup_log(cfg, opts)
+  if not logged then
+    stderr("%s", lerr)
+    return 1
+  end
   log.info("main", "[START] metasync %s, run %s%s", policy.direction, tostring(log.run_id and log.run_id() or ""),
     opts.dry_run and " (dry run)" or "")
   for _, w in ipairs(warnings) do log.warn("config", "%s", w) end

@@ -22,6 +22,13 @@ fields.CustomFields[1].keyfactorDataType = 9
 rc, out, err = H.run(H.config_dir(nil, fields), "sctokf")
 H.eq(rc, 1, "bad keyfactorDataType exit code")
 assert(err:find("key 'CustomFields[1].keyfactorDataType': expected an integer 1..7", 1, true), err)
+-- a log directory that cannot be created is a configuration error too (never a silent run
+-- without logs): one line naming the key, exit 1
+local blocker = H.tmpdir() .. "/file"
+H.write(blocker, "not a directory")
+rc, out, err = H.run(H.config_dir({ logDirectory = blocker .. "/logs" }), "sctokf")
+H.eq(rc, 1, "unwritable logDirectory exit code")
+assert(err:find("key 'logDirectory'", 1, true), err)
 H.eq(H.stats().total, 0, "requests made with a bad config")
 
 -- a failed Sectigo list page: exit 1, no writes (pages of 2 over 4 issued certificates)
