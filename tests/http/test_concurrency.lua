@@ -27,4 +27,16 @@ s = S.stats()
 assert(s.max_inflight <= 3 + 1, "cap exceeded: " .. s.max_inflight) -- +1: the stats call itself
 assert(s.max_inflight >= 3, "cap not reached: " .. s.max_inflight)
 http.limit(S.base, {concurrency = 0})
+
+-- The requests/s token bucket: 6 requests at 5/s with a burst of 1 reach the server spread over
+-- at least a second (lower bound only: a slow machine can only make the spread longer).
+S.reset()
+http.limit(S.base, {rate = 5, burst = 1})
+local ts2 = {}
+for i = 1, 6 do ts2[i] = task.spawn(function() return assert(S.get("/seq/bucket?codes=200")).status end) end
+for _, t in ipairs(ts2) do assert(select(2, t:join()) == 200) end
+http.limit(S.base, {rate = 0})
+local times = S.stats().times.bucket
+table.sort(times)
+assert(#times == 6 and times[6] - times[1] >= 0.9, "token bucket not applied: spread " .. (times[6] - times[1]))
 print("test_concurrency: ok")
