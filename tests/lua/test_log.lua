@@ -169,6 +169,23 @@ assert(not read(rfile .. ".2"):find("line 001", 1, true))
 -- every archive line keeps the layout
 for _, l in ipairs(lines(rfile .. ".1")) do assert(l:match(pat), l) end
 
+-- the default rotation: 10 MiB files. 10.5 MiB of records (1 KiB each) leave one archive of at
+-- most 10 MiB and a live file holding the rest.
+local dfile = dir .. "/default.log"
+assert(log.setup{level = "info", file = dfile, errors_file = false, stderr = false})
+created[#created + 1] = dfile
+for i = 1, 6 do created[#created + 1] = dfile .. "." .. i end
+local kib = string.rep("x", 1000)
+for i = 1, 10752 do log.info("Big", "%05d %s", i, kib) end
+local a1 = #read(dfile .. ".1")
+assert(a1 <= 10 * 1048576 and a1 > 9 * 1048576, "default rotation size: archive has " .. a1)
+assert(not exists(dfile .. ".2"))
+assert(#read(dfile) < 1048576)
+-- and five archives at most by default
+log.setup{level = "info", file = dfile, errors_file = false, stderr = false, max_size = 4096}
+for i = 1, 200 do log.info("Big", "%05d %s", i, kib) end
+assert(exists(dfile .. ".5") and not exists(dfile .. ".6"), "default archive count is not 5")
+
 -- reconfiguring closes the old files; setup reports an unusable path as nil, message
 local ok, err = log.setup{file = "/proc/nonexistent/dir/x.log", errors_file = false, stderr = false}
 assert(ok == nil and type(err) == "string" and err:find("/proc/nonexistent", 1, true), tostring(err))
