@@ -9,6 +9,9 @@
 
 /* Largest request body handed to Lua; larger uploads are answered 413 without calling Lua. */
 #define SIM_MAX_BODY ((size_t)8 << 20)
+/* Memory MHD may use per connection; the request line and headers must fit in it, so it bounds
+ * the URL length (beyond it MHD answers 414, or 431 for headers, with its own HTML page). */
+#define SIM_CONN_MEMORY ((size_t)256 << 10)
 /* Longest delay a handler may ask for (ms): keeps a typo from parking a connection for days. */
 #define SIM_MAX_DELAY_MS 600000u
 

@@ -42,11 +42,11 @@ struct request {
 
 struct server {
   const char *api;
+  bool plain; /* a --handler server: no vendor error shape */
   struct MHD_Daemon *daemon;
+  struct MHD_Response *too_large; /* shared 413: responses are reference counted */
   unsigned port;
 };
-
-static struct MHD_Response *too_large; /* shared 413: responses are reference counted */
 
 static struct request *request_new(const char *uri)
 {
@@ -146,7 +146,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       char *end;
       unsigned long long n = strtoull(cl, &end, 10);
       if (errno == 0 && end != cl && n > SIM_MAX_BODY)
-        return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, too_large);
+        return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, srv->too_large);
     }
     return MHD_YES;
   }
@@ -166,7 +166,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
 
   if (r->too_big)
-    return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, too_large);
+    return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, srv->too_large);
 
   struct sim_request rq = {
       .conn = conn,
@@ -198,6 +198,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* ---- daemons ---- */
+
+/* The 413 never reaches Lua (the body was not kept), so C answers it, in the error shape of the
+ * API the port simulates: a client's error handling sees what the vendor would send. */
+static struct MHD_Response *too_large_response(const struct server *srv)
+{
+  static const char sectigo[] =
+      "{\"code\":-1,\"description\":\"Request body exceeds the 8 MiB limit.\"}";
+  static const char keyfactor[] =
+      "{\"ErrorCode\":\"0xA0110000\",\"Message\":\"Request body exceeds the 8 MiB limit.\"}";
+  static const char plain[] = "{\"error\":\"request body larger than 8 MiB\"}";
+  const char *body = srv->plain                        ? plain
+                     : strcmp(srv->api, "keyfactor") == 0 ? keyfactor
+                                                          : sectigo;
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (r && (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "application/json;charset=UTF-8") != MHD_YES ||
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
+    MHD_destroy_response(r);
+    r = NULL;
+  }
+  return r;
+}
 
 /* MHD's own complaints (malformed requests, faults we injected) go to stderr, marked as such. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -231,6 +254,11 @@ static bool start_server(struct server *srv, const char *host, int port)
     fprintf(stderr, "metasync-sim: invalid host address %s (a numeric IP expected)\n", host);
     return false;
   }
+  srv->too_large = too_large_response(srv);
+  if (!srv->too_large) {
+    fprintf(stderr, "metasync-sim: out of memory\n");
+    return false;
+  }
   srv->daemon = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, on_request, srv,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -239,6 +267,7 @@ static bool start_server(struct server *srv, const char *host, int port)
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SIM_CONN_MEMORY,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
       MHD_OPTION_END);
@@ -350,19 +379,14 @@ int main(int argc, char **argv)
 #endif
   raise_fd_limit();
 
-  static const char too_large_body[] = "{\"error\":\"request body larger than 8 MiB\"}";
-  too_large = MHD_create_response_from_buffer(sizeof too_large_body - 1, (void *)too_large_body,
-                                              MHD_RESPMEM_PERSISTENT);
-  if (!too_large || MHD_add_response_header(too_large, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                            "application/json;charset=UTF-8") != MHD_YES ||
-      MHD_add_response_header(too_large, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
-      sim_timer_start() != 0) {
+  if (sim_timer_start() != 0) {
     fprintf(stderr, "metasync-sim: out of resources at startup\n");
     simlua_close();
     return 1;
   }
 
-  struct server servers[2] = {{.api = "sectigo"}, {.api = "keyfactor"}};
+  struct server servers[2] = {{.api = "sectigo", .plain = handler != NULL},
+                              {.api = "keyfactor", .plain = handler != NULL}};
   int nservers = listen.keyfactor_port >= 0 ? 2 : 1;
   bool ok = start_server(&servers[0], listen.host, listen.sectigo_port);
   if (ok && nservers == 2)
@@ -384,10 +408,12 @@ int main(int argc, char **argv)
 
   /* Parked connections must be resumed before MHD_stop_daemon, which refuses suspended ones. */
   sim_timer_stop();
-  for (int i = 0; i < nservers; i++)
+  for (int i = 0; i < nservers; i++) {
     if (servers[i].daemon)
       MHD_stop_daemon(servers[i].daemon);
-  MHD_destroy_response(too_large);
+    if (servers[i].too_large)
+      MHD_destroy_response(servers[i].too_large);
+  }
   simlua_close();
   return ok ? 0 : 1;
 }

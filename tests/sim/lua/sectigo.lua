@@ -134,6 +134,9 @@ local function list(req)
     if not st then return invalid("status") end
     filters[#filters + 1] = function(c) return c.status == st end
   end
+  -- Longer values cannot match a certificate: refused like any other invalid parameter.
+  if a.serialNumber and #a.serialNumber > 256 then return invalid("serialNumber") end
+  if a.commonName and #a.commonName > 255 then return invalid("commonName") end
   if a.serialNumber and a.serialNumber ~= "" then
     local sn = U.norm_serial(a.serialNumber)
     filters[#filters + 1] = function(c) return sn ~= "" and U.norm_serial(c.serial) == sn end
