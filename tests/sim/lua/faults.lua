@@ -10,6 +10,21 @@ local KNOBS = {
   rate_429 = { 0, 1 }, retry_after = { 0, 86400 }, reset_rate = { 0, 1 },
   truncate_rate = { 0, 1 }, malformed_rate = { 0, 1 }, rate_limit = { 0, 1000000 },
 }
+-- The endpoint keys S.route, K.route and the token handler give (README "Endpoint keys"): a
+-- fault for any other key would silently never fire.
+local ENDPOINTS = {}
+for _, k in ipairs({ "sectigo.list", "sectigo.details", "sectigo.update", "sectigo.types",
+  "sectigo.customfields", "sectigo.report", "sectigo.token", "sectigo.other", "keyfactor.certificates",
+  "keyfactor.certificate", "keyfactor.metadata", "keyfactor.metadata_all", "keyfactor.metadatafields",
+  "keyfactor.status", "keyfactor.token", "keyfactor.other" }) do ENDPOINTS[k] = true end
+F.ENDPOINTS = ENDPOINTS
+
+local function bad_endpoint(path, k)
+  return string.format("%s: unknown endpoint '%s' (one of %s)", path, tostring(k):sub(1, 100),
+    "sectigo.list, .details, .update, .types, .customfields, .report, .token, .other; "
+    .. "keyfactor.certificates, .certificate, .metadata, .metadata_all, .metadatafields, .status, .token, .other")
+end
+
 local FORMATS = { seconds = true, ["http-date"] = true }
 local STEP_KEYS = { status = 1, body = 1, headers = 1, retry_after = 1, retry_after_format = 1,
   fault = 1, delay_ms = 1, pass = 1 }
@@ -54,6 +69,7 @@ end
 local function check_script(sc, path)
   if type(sc) ~= "table" then return path .. ": must be an object" end
   if type(sc.endpoint) ~= "string" or #sc.endpoint > 64 then return path .. ".endpoint: required string" end
+  if sc.endpoint ~= "*" and not ENDPOINTS[sc.endpoint] then return bad_endpoint(path .. ".endpoint", sc.endpoint) end
   if sc.method ~= nil and (type(sc.method) ~= "string" or #sc.method > 16) then return path .. ".method: string" end
   if type(sc.responses) ~= "table" or #sc.responses == 0 or #sc.responses > 10000 then
     return path .. ".responses: array of 1..10000 steps"
@@ -91,6 +107,7 @@ function F.set(doc)
   if doc.endpoints ~= nil then
     if type(doc.endpoints) ~= "table" then return nil, "endpoints: must be an object" end
     for k, spec in pairs(doc.endpoints) do
+      if not ENDPOINTS[k] then return nil, bad_endpoint("endpoints", k) end
       err = check_spec(spec, "endpoints." .. tostring(k))
       if err then return nil, err end
     end

@@ -91,9 +91,26 @@ T.test("malformed, truncated and reset bodies", function()
   T.eq(T.decode(T.ctl("GET", "stats")).faults_injected >= 3, true, "faults counted")
 end)
 
+T.test("unknown endpoint keys get 400 naming the key", function()
+  for _, doc in ipairs({ { endpoints = { ["nope.x"] = { fail_rate = 1 } } },
+    { endpoints = { ["sectigo.details"] = { fail_rate = 1 }, ["sectigo.detail"] = { fail_rate = 1 } } },
+    { endpoint = "keyfactor.cert", responses = { { status = 503 } } } }) do
+    local r = T.ctl("POST", "faults", doc)
+    T.eq(r.status, 400, json.encode(doc))
+    local e = T.decode(r).error
+    T.ok(e:find("unknown endpoint '" .. (doc.endpoint or "n") , 1, true) or e:find("unknown endpoint 'sectigo.detail'", 1, true), e)
+  end
+  T.eq(next(T.decode(T.ctl("GET", "faults")).endpoints), nil, "nothing set")
+  T.eq(details().status, 200, "details unaffected")
+  T.eq(T.ctl("POST", "faults", { endpoints = { ["keyfactor.metadata_all"] = { latency_ms = 1 } },
+    scripts = { { endpoint = "*", responses = { { pass = true } } } } }).status, 200, "known keys and * accepted")
+  T.ctl("DELETE", "faults")
+end)
+
 T.test("bad fault documents get 400 and change nothing", function()
-  for _, doc in ipairs({ { global = { fail_rate = 2 } }, { global = { bogus = 1 } }, { endpoint = "x", responses = {} },
-    { endpoint = "x", responses = { { status = 99 } } }, { scripts = { { endpoint = "x", responses = { { fault = "fire" } } } } },
+  for _, doc in ipairs({ { global = { fail_rate = 2 } }, { global = { bogus = 1 } }, { endpoint = "sectigo.list", responses = {} },
+    { endpoint = "sectigo.list", responses = { { status = 99 } } },
+    { scripts = { { endpoint = "sectigo.list", responses = { { fault = "fire" } } } } },
     { endpoints = { ["sectigo.details"] = { latency_ms = -1 } } }, { other = 1 } }) do
     local r = T.ctl("POST", "faults", doc)
     T.eq(r.status, 400, json.encode(doc))
