@@ -91,6 +91,30 @@ check "help (init returns nil) exits 0" "0 usage: test handler" "$? $out"
 rc=$?
 [ "$rc" -ne 0 ] && pass "a missing handler file fails ($rc)" || fail "a missing handler file exits 0"
 
+# --- --data refuses what is not a world, with one line naming the problem ---
+data_err() { # data_err DESCRIPTION EXPECTED_STDERR FILE
+  "$sim" --data "$3" --sectigo-port 0 --keyfactor-port 0 >/dev/null 2>"$tmp/err" &
+  local p=$! rc
+  for _ in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+  kill "$p" 2>/dev/null && fail "$1: the simulator started"
+  wait "$p"
+  rc=$?
+  check "$1" "64 $2" "$rc $(cat "$tmp/err")"
+}
+printf '[]' >"$tmp/w.json"
+data_err "--data []" "metasync-sim: --data $tmp/w.json: world: must be a JSON object" "$tmp/w.json"
+printf '{"bogus":1}' >"$tmp/w.json"
+data_err "--data unknown key" \
+  "metasync-sim: --data $tmp/w.json: world: unknown key 'bogus' (expected keyfactor, sectigo, settings)" "$tmp/w.json"
+printf '{"sectigo":{"certs":[]}}' >"$tmp/w.json"
+data_err "--data unknown nested key" \
+  "metasync-sim: --data $tmp/w.json: sectigo: unknown key 'certs' (expected certificates, customFields, types)" "$tmp/w.json"
+data_err "--data a directory" "metasync-sim: --data $tmp: is a directory" "$tmp"
+data_err "--data a missing file" \
+  "metasync-sim: --data: cannot read $tmp/nope.json: No such file or directory" "$tmp/nope.json"
+: >"$tmp/w.json"
+data_err "--data an empty file" "metasync-sim: --data $tmp/w.json: file is empty" "$tmp/w.json"
+
 # --- the host's own handler: request table, errors, headers ---
 start "$tmp/handler.lua"
 if ! printf '%s' "$ready" | grep -Eq '^\{"sectigo":"http://127\.0\.0\.1:[0-9]+","keyfactor":"http://127\.0\.0\.1:[0-9]+/KeyfactorAPI"\}$'; then

@@ -37,6 +37,7 @@ local function reset(req)
   else
     local doc, err = U.decode(body)
     if type(doc) ~= "table" then return bad("invalid JSON: " .. tostring(err)) end
+    if U.is_array(doc) then return bad("body must be a JSON object: {certs, seed} or a world") end
     if doc.sectigo ~= nil or doc.keyfactor ~= nil or doc.settings ~= nil then
       local w, lerr = IO.load(doc)
       if not w then return bad(lerr) end

@@ -188,10 +188,32 @@ local function load_keyfactor(src, w)
 end
 
 -- Builds a world from a decoded --data document; returns world or nil, message.
+local KEYS = { [""] = { settings = true, sectigo = true, keyfactor = true },
+  sectigo = { types = true, customFields = true, certificates = true },
+  keyfactor = { metadataFields = true, certificates = true } }
+
+-- A misspelt key would otherwise load as an empty part of the world without a word.
+local function known_keys(t, path)
+  if U.is_array(t) then fail(path == "" and "world" or path, "must be a JSON object, not an array") end
+  local allowed = KEYS[path]
+  for k in pairs(t) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      fail(path == "" and "world" or path, string.format("unknown key '%s' (expected %s)",
+        tostring(k):sub(1, 100), table.concat(names, ", ")))
+    end
+  end
+end
+
 function IO.load(doc)
-  if type(doc) ~= "table" then return nil, "world: must be a JSON object" end
+  if type(doc) ~= "table" or U.is_array(doc) then return nil, "world: must be a JSON object" end
   local w = D.new_world()
   local ok, err = pcall(function()
+    known_keys(doc, "")
+    if type(doc.sectigo) == "table" then known_keys(doc.sectigo, "sectigo") end
+    if type(doc.keyfactor) == "table" then known_keys(doc.keyfactor, "keyfactor") end
     local st = opt_type(doc.settings, "table", "settings") or {}
     local fmt = opt_type(st.sectigoListSerialFormat, "string", "settings.sectigoListSerialFormat")
     if fmt and fmt ~= "colon" and fmt ~= "plain" then fail("settings.sectigoListSerialFormat", "colon or plain") end

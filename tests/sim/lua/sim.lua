@@ -111,10 +111,14 @@ end
 
 local function read_world(path)
   local f, e = io.open(path, "rb")
-  if not f then error("--data: cannot open " .. tostring(e), 0) end
-  local text = f:read(256 * 1024 * 1024 + 1)
+  if not f then error("--data: cannot read " .. tostring(e), 0) end
+  -- fopen accepts a directory; the read is what fails (EISDIR).
+  local text, rerr, errno = f:read(256 * 1024 * 1024 + 1)
   f:close()
-  if not text or #text > 256 * 1024 * 1024 then error("--data: file empty or larger than 256 MiB", 0) end
+  if errno == 21 then error("--data " .. path .. ": is a directory", 0) end
+  if rerr then error("--data " .. path .. ": cannot read: " .. tostring(rerr), 0) end
+  if not text then error("--data " .. path .. ": file is empty", 0) end
+  if #text > 256 * 1024 * 1024 then error("--data " .. path .. ": file larger than 256 MiB", 0) end
   local doc, derr = U.decode(text)
   if not doc then error("--data " .. path .. ": invalid JSON: " .. tostring(derr), 0) end
   local w, lerr = IO.load(doc)

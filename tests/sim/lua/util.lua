@@ -20,6 +20,13 @@ U.null = json.null
 
 function U.array(t) return json.array(t or {}) end
 
+-- True for a decoded JSON array (an empty one included when the decoder marks arrays).
+function U.is_array(v)
+  if type(v) ~= "table" then return false end
+  if json.is_array then return json.is_array(v) end
+  return #v > 0
+end
+
 function U.encode(v) return json.encode(v) end
 
 -- Decodes untrusted text; never raises. Returns value or nil, message.
