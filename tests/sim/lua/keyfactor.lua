@@ -155,12 +155,34 @@ function K.uint(v, default, lo)
   return n
 end
 
+-- A paging parameter in lo..2^31-1 (Command's Int32); the message says which bound was missed.
+local function int_param(v, name, default, lo)
+  local hi = 2147483647
+  if v == nil or v == "" then return default end
+  local digits = v:match("^0*(%d+)$")
+  if not digits then
+    return nil, string.format("%s must be an integer from %d to %d.", name, lo, hi)
+  end
+  local n = #digits <= 10 and math.tointeger(tonumber(digits))
+  if not n or n > hi then return nil, string.format("%s is too large: at most %d.", name, hi) end
+  if n < lo then return nil, string.format("%s must be at least %d (pages are numbered from 1).", name, lo) end
+  return n
+end
+
+-- PageReturned (1-based: 0 is refused) and ReturnLimit (0 gives an empty page with the total).
+-- Returns page, limit or nil, error response.
+function K.paging(p, default_limit)
+  local page, e1 = int_param(p.pagereturned, "PageReturned", 1, 1)
+  if not page then return nil, err(400, K.E_VALIDATION, e1) end
+  local limit, e2 = int_param(p.returnlimit, "ReturnLimit", default_limit, 0)
+  if not limit then return nil, err(400, K.E_VALIDATION, e2) end
+  return page, limit
+end
+
 local function list_certs(req)
   local p = K.params(req)
-  local page, limit = K.uint(p.pagereturned, 1), K.uint(p.returnlimit, 50)
-  if not page then return err(400, K.E_VALIDATION, "PageReturned must be a positive integer.") end
-  if not limit then return err(400, K.E_VALIDATION, "ReturnLimit must be a non-negative integer.") end
-  if page == 0 then page = 1 end
+  local page, limit = K.paging(p, 50)
+  if not page then return limit end
   local inc_rev, inc_exp, inc_md = bool(p.includerevoked, false), bool(p.includeexpired, false), bool(p.includemetadata, false)
   if inc_rev == nil or inc_exp == nil or inc_md == nil then
     return err(400, K.E_VALIDATION, "IncludeRevoked, IncludeExpired and includeMetadata must be true or false.")

@@ -90,9 +90,8 @@ end
 local function list(K, C, req)
   local k = C.world.keyfactor
   local p = K.params(req)
-  local page, limit = K.uint(p.pagereturned, 1), K.uint(p.returnlimit, 100)
-  if not page or not limit then return K.err(400, K.E_VALIDATION, "PageReturned and ReturnLimit must be integers.") end
-  if page == 0 then page = 1 end
+  local page, limit = K.paging(p, 100)
+  if not page then return limit end
   local sortf = p.sortfield and p.sortfield ~= "" and p.sortfield or "DisplayOrder"
   local skey
   for name in pairs(PROPS) do if name:lower() == sortf:lower() then skey = name end end

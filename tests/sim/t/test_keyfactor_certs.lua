@@ -100,6 +100,26 @@ T.test("bad parameters get 400 with a Keyfactor error body", function()
   end
 end)
 
+T.test("paging parameters: the error states the allowed range; PageReturned is 1-based", function()
+  local cases = {
+    { "ReturnLimit=100000000000", "ReturnLimit is too large: at most 2147483647." },
+    { "ReturnLimit=2147483648", "ReturnLimit is too large: at most 2147483647." },
+    { "ReturnLimit=-1", "ReturnLimit must be an integer from 0 to 2147483647." },
+    { "PageReturned=0", "PageReturned must be at least 1 (pages are numbered from 1)." },
+    { "PageReturned=x", "PageReturned must be an integer from 1 to 2147483647." },
+    { "PageReturned=99999999999999999999", "PageReturned is too large: at most 2147483647." },
+  }
+  for _, c in ipairs(cases) do
+    T.eq(T.kf_error(T.kf("GET", "/Certificates?" .. c[1]), 400, c[1]).Message, c[2], c[1])
+    T.eq(T.kf_error(T.kf("GET", "/MetadataFields?" .. c[1]), 400, c[1]).Message, c[2], "MetadataFields " .. c[1])
+  end
+  local r = T.kf("GET", "/Certificates?ReturnLimit=2147483647&PageReturned=1")
+  T.eq(r.status, 200, "the largest ReturnLimit")
+  r = T.kf("GET", "/Certificates?ReturnLimit=0")
+  T.eq(#T.decode(r), 0, "ReturnLimit=0: no items")
+  T.ok(tonumber(r.headers["x-total-count"]) > 0, "but the total")
+end)
+
 T.test("GET /Status/Endpoints with x-keyfactor-product-version", function()
   local r = T.kf("GET", "/Status/Endpoints")
   T.eq(r.status, 200, "status")
