@@ -93,7 +93,8 @@ function J.record(req, ep, resp, fault, now)
   last = last + 1
   ring[last] = { seq = seq, t = now, api = req.api, endpoint = ep, method = req.method, path = req.path,
     query = query, arg_list = req.arg_list, headers = hdrs, auth = auth_kind(h), body = body,
-    body_size = blen, body_truncated = truncated or nil, status = resp.status, fault = fault }
+    body_size = blen, body_truncated = truncated or nil, status = resp.status, fault = fault,
+    delay = (resp.delay_ms or 0) > 0 and resp.delay_ms or nil }
   bytes = bytes + #body
   while last - first + 1 > J.MAX_ENTRIES or (bytes > J.MAX_BYTES and first < last) do
     bytes = bytes - #ring[first].body
@@ -153,7 +154,7 @@ function J.list(args)
     out[#out + 1] = { seq = e.seq, time = e.t, api = e.api, endpoint = e.endpoint, method = e.method,
       path = e.path, query = e.query, args = decode_args(e.arg_list), headers = e.headers or {},
       auth = e.auth, body = text(e.body), body_size = e.body_size, body_truncated = e.body_truncated,
-      status = e.status, fault = e.fault }
+      status = e.status, fault = e.fault, delay_ms = e.delay }
     if e.headers and (e.headers["content-type"] or ""):find("x-www-form-urlencoded", 1, true) then
       out[#out].form = U.form(e.body)
     end
