@@ -91,6 +91,12 @@ check "help (init returns nil) exits 0" "0 usage: test handler" "$? $out"
 rc=$?
 [ "$rc" -ne 0 ] && pass "a missing handler file fails ($rc)" || fail "a missing handler file exits 0"
 
+out=$("$sim" --help)
+check "--help exits 0" 0 $?
+printf '%s\n' "$out" | grep -q '^  --handler FILE ' && pass "--help lists --handler" || fail "--help lacks --handler"
+printf '%s\n' "$out" | grep -qF '{"sectigo":"http://H:P","keyfactor":"http://H:Q/KeyfactorAPI"}' &&
+  pass "--help states the ready line" || fail "--help lacks the ready line"
+
 # --- --data refuses what is not a world, with one line naming the problem ---
 data_err() { # data_err DESCRIPTION EXPECTED_STDERR FILE
   "$sim" --data "$3" --sectigo-port 0 --keyfactor-port 0 >/dev/null 2>"$tmp/err" &

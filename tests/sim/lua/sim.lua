@@ -15,7 +15,7 @@ local core_ok, simcore = pcall(require, "simcore")
 if not core_ok or type(simcore) ~= "table" or not simcore.now then simcore = require("sim") end
 
 local HELP = [[
-Usage: metasync-sim [options]
+Usage: metasync-sim [--handler FILE] [options]
 Simulates the Sectigo Certificate Manager and Keyfactor Command REST APIs on loopback.
 When ready it prints one JSON line: {"sectigo":"http://H:P","keyfactor":"http://H:Q/KeyfactorAPI"}
 
@@ -38,6 +38,9 @@ When ready it prints one JSON line: {"sectigo":"http://H:P","keyfactor":"http://
   --rate-limit RPS            answer 429 above RPS requests/s (default 0 = off)
   --keyfactor-date-format F   Date metadata read-back: "M/d/yyyy h:mm:ss tt" (Command 25.1,
                               default) or "yyyy-MM-dd" (older versions)
+  --handler FILE              serve with the Lua handler FILE instead of the simulator (e.g.
+                              tests/http/testserver.lua, see tests/http/README.md); the other
+                              options then go to FILE's init
   --help                      show this help
 
 Control API (no auth, both ports): /__sim/stats, /__sim/state, /__sim/reset, /__sim/faults,
