@@ -97,6 +97,18 @@ printf '%s\n' "$out" | grep -q '^  --handler FILE ' && pass "--help lists --hand
 printf '%s\n' "$out" | grep -qF '{"sectigo":"http://H:P","keyfactor":"http://H:Q/KeyfactorAPI"}' &&
   pass "--help states the ready line" || fail "--help lacks the ready line"
 
+# TLS options are checked before anything starts (tests/http/tls_test.sh serves over TLS).
+out=$("$sim" --handler "$testserver" --tls-cert "$tmp/x.pem" 2>&1)
+check "--tls-cert without --tls-key" "64 metasync-sim: TLS needs both --tls-cert and --tls-key" "$? $out"
+out=$("$sim" --handler "$testserver" --tls-cert "$tmp/x.pem" --tls-key "$tmp/x.key" 2>&1)
+check "a missing certificate file" \
+  "66 metasync-sim: --tls-cert $tmp/x.pem: cannot read: No such file or directory" "$? $out"
+printf 'not a certificate\n' >"$tmp/x.pem"
+out=$("$sim" --handler "$testserver" --tls-cert "$tmp/x.pem" --tls-key "$tmp/x.pem" 2>&1)
+check "a file that is not PEM" "66 metasync-sim: --tls-cert $tmp/x.pem: not a PEM file" "$? $out"
+out=$("$sim" --handler "$testserver" --tls-cert 2>&1)
+check "--tls-cert without a value" "64 metasync-sim: --tls-cert needs a file" "$? $out"
+
 # --- --data refuses what is not a world, with one line naming the problem ---
 data_err() { # data_err DESCRIPTION EXPECTED_STDERR FILE
   "$sim" --data "$3" --sectigo-port 0 --keyfactor-port 0 >/dev/null 2>"$tmp/err" &

@@ -3,7 +3,9 @@
 #ifndef METASYNC_SIM_H
 #define METASYNC_SIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <lua.h>
 #include <microhttpd.h>
 
@@ -26,6 +28,21 @@ int sim_timer_start(void);
 void sim_timer_add(struct MHD_Connection *conn, unsigned ms);
 /* Resumes everything still waiting (and anything added later) and joins the thread. */
 void sim_timer_stop(void);
+
+/* sim_tls.c: HTTPS with a server certificate, optionally demanding a client certificate. */
+struct sim_tls {
+  bool on;
+  char *cert, *key, *client_ca; /* PEM text, NUL-terminated */
+};
+/* All NULL: plain HTTP (returns 0). Otherwise loads the files; returns 0, or prints the reason
+ * and returns an exit code. */
+int sim_tls_load(struct sim_tls *t, const char *cert, const char *key, const char *client_ca);
+void sim_tls_free(struct sim_tls *t);
+/* Fills out[] (room for max >= 5 items) with the daemon's TLS options, MHD_OPTION_END last;
+ * returns how many come before the end (0 without TLS). */
+size_t sim_tls_options(const struct sim_tls *t, struct MHD_OptionItem *out, size_t max);
+/* With a client CA: whether the connection's client presented a certificate it vouches for. */
+bool sim_tls_peer_ok(const struct sim_tls *t, struct MHD_Connection *conn);
 
 /* sim_lua.c: the one lua_State, serialised by a mutex. */
 struct sim_listen {

@@ -1,6 +1,6 @@
 /* metasync-sim: a local simulator of the Sectigo and Keyfactor REST APIs.
  * C is the HTTP plumbing (libmicrohttpd, one daemon per API); every endpoint is Lua. Usage:
- *   metasync-sim [--handler FILE] [options for the Lua side...]
+ *   metasync-sim [--handler FILE] [--tls-cert F --tls-key F [--tls-client-ca F]] [Lua options...]
  * Prints one JSON line with the base URLs once listening; runs until SIGINT/SIGTERM. */
 #include "sim.h"
 
@@ -43,6 +43,7 @@ struct request {
 struct server {
   const char *api;
   bool plain; /* a --handler server: no vendor error shape */
+  const struct sim_tls *tls;
   struct MHD_Daemon *daemon;
   struct MHD_Response *too_large; /* shared 413: responses are reference counted */
   unsigned port;
@@ -138,6 +139,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
   if (r->state == RQ_NEW) {
     r->state = RQ_BODY;
+    /* Second line of defence behind the handshake: no answer without a vouched-for client. */
+    if (!sim_tls_peer_ok(srv->tls, conn)) {
+      fprintf(stderr, "metasync-sim: %s: client certificate missing or not trusted\n", srv->api);
+      return MHD_NO;
+    }
     /* Refuse an announced oversized body before reading it (no 100 Continue is sent). */
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -259,6 +265,9 @@ static bool start_server(struct server *srv, const char *host, int port)
     fprintf(stderr, "metasync-sim: out of memory\n");
     return false;
   }
+  struct MHD_OptionItem tls_opts[6];
+  if (sim_tls_options(srv->tls, tls_opts, 6) > 0)
+    flags |= MHD_USE_TLS;
   srv->daemon = MHD_start_daemon(
       flags, (uint16_t)port, NULL, NULL, on_request, srv,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -270,6 +279,7 @@ static bool start_server(struct server *srv, const char *host, int port)
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SIM_CONN_MEMORY,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+      MHD_OPTION_ARRAY, tls_opts,
       MHD_OPTION_END);
   if (!srv->daemon) {
     fprintf(stderr, "metasync-sim: cannot listen on %s port %d for %s\n", host, port, srv->api);
@@ -316,26 +326,54 @@ static void format_host(char *out, size_t size, const char *host)
   snprintf(out, size, strchr(host, ':') ? "[%s]" : "%s", host);
 }
 
+/* Options the host itself takes, "--name VALUE" or "--name=VALUE". Returns 1 when argv[*i] is
+ * NAME (value stored, *i advanced), 0 when it is not, -1 when the value is missing. */
+static int host_option(char **argv, int argc, int *i, const char *name, const char **value)
+{
+  size_t n = strlen(name);
+  if (strncmp(argv[*i], name, n) != 0)
+    return 0;
+  if (argv[*i][n] == '=' && argv[*i][n + 1] != '\0') {
+    *value = argv[*i] + n + 1;
+    return 1;
+  }
+  if (argv[*i][n] != '\0')
+    return 0;
+  if (*i + 1 >= argc || argv[*i + 1][0] == '\0') {
+    fprintf(stderr, "metasync-sim: %s needs a file\n", name);
+    return -1;
+  }
+  *value = argv[++*i];
+  return 1;
+}
+
 int main(int argc, char **argv)
 {
-  const char *handler = NULL;
+  const char *handler = NULL, *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
   char **args = calloc((size_t)argc + 1, sizeof *args);
   int nargs = 0;
   if (!args)
     return 1;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--handler") == 0) {
-      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-        fprintf(stderr, "metasync-sim: --handler needs a file\n");
-        free(args);
-        return 64;
-      }
-      handler = argv[++i];
-    } else if (strncmp(argv[i], "--handler=", 10) == 0 && argv[i][10] != '\0') {
-      handler = argv[i] + 10;
-    } else {
-      args[nargs++] = argv[i];
+    int k = host_option(argv, argc, &i, "--handler", &handler);
+    if (!k)
+      k = host_option(argv, argc, &i, "--tls-cert", &tls_cert);
+    if (!k)
+      k = host_option(argv, argc, &i, "--tls-key", &tls_key);
+    if (!k)
+      k = host_option(argv, argc, &i, "--tls-client-ca", &tls_ca);
+    if (k < 0) {
+      free(args);
+      return 64;
     }
+    if (!k)
+      args[nargs++] = argv[i];
+  }
+  static struct sim_tls tls;
+  int trc = sim_tls_load(&tls, tls_cert, tls_key, tls_ca);
+  if (trc != 0) {
+    free(args);
+    return trc;
   }
 
   char dir[PATH_MAX];
@@ -343,6 +381,7 @@ int main(int argc, char **argv)
   int rc = simlua_open(dir, handler);
   if (rc != 0) {
     simlua_close();
+    sim_tls_free(&tls);
     free(args);
     return rc;
   }
@@ -351,6 +390,7 @@ int main(int argc, char **argv)
   free(args);
   if (rc != 0) {
     simlua_close();
+    sim_tls_free(&tls);
     return rc < 0 ? 0 : rc;
   }
 
@@ -382,11 +422,12 @@ int main(int argc, char **argv)
   if (sim_timer_start() != 0) {
     fprintf(stderr, "metasync-sim: out of resources at startup\n");
     simlua_close();
+    sim_tls_free(&tls);
     return 1;
   }
 
-  struct server servers[2] = {{.api = "sectigo", .plain = handler != NULL},
-                              {.api = "keyfactor", .plain = handler != NULL}};
+  struct server servers[2] = {{.api = "sectigo", .plain = handler != NULL, .tls = &tls},
+                              {.api = "keyfactor", .plain = handler != NULL, .tls = &tls}};
   int nservers = listen.keyfactor_port >= 0 ? 2 : 1;
   bool ok = start_server(&servers[0], listen.host, listen.sectigo_port);
   if (ok && nservers == 2)
@@ -395,11 +436,12 @@ int main(int argc, char **argv)
   if (ok) {
     char host[80];
     format_host(host, sizeof host, listen.host);
+    const char *scheme = tls.on ? "https" : "http";
     if (nservers == 2)
-      printf("{\"sectigo\":\"http://%s:%u\",\"keyfactor\":\"http://%s:%u/KeyfactorAPI\"}\n", host,
-             servers[0].port, host, servers[1].port);
+      printf("{\"sectigo\":\"%s://%s:%u\",\"keyfactor\":\"%s://%s:%u/KeyfactorAPI\"}\n", scheme,
+             host, servers[0].port, scheme, host, servers[1].port);
     else
-      printf("{\"sectigo\":\"http://%s:%u\"}\n", host, servers[0].port);
+      printf("{\"sectigo\":\"%s://%s:%u\"}\n", scheme, host, servers[0].port);
     fflush(stdout);
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {
@@ -415,5 +457,6 @@ int main(int argc, char **argv)
       MHD_destroy_response(servers[i].too_large);
   }
   simlua_close();
+  sim_tls_free(&tls);
   return ok ? 0 : 1;
 }

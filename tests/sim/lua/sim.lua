@@ -41,6 +41,9 @@ When ready it prints one JSON line: {"sectigo":"http://H:P","keyfactor":"http://
   --handler FILE              serve with the Lua handler FILE instead of the simulator (e.g.
                               tests/http/testserver.lua, see tests/http/README.md); the other
                               options then go to FILE's init
+  --tls-cert FILE             serve HTTPS with this PEM certificate (chain); the ready line
+  --tls-key FILE              then gives https:// URLs. FILE: the certificate's PEM private key
+  --tls-client-ca FILE        demand a client certificate signed by a CA in this PEM file
   --help                      show this help
 
 Control API (no auth, both ports): /__sim/stats, /__sim/state, /__sim/reset, /__sim/faults,
