@@ -6,11 +6,8 @@ local http = require "metasync.http"
 local json = require "metasync.json"
 
 local dir, mode = arg and arg[1], arg and arg[2]
-if not dir then
-  -- The tests/http glob runs every test_*.lua against a plain-HTTP server: nothing to test here.
-  print("test_tls: skipped (needs certificates: run through tests/http/tls_test.sh)")
-  os.exit(0)
-end
+-- Certificates and TLS servers come from tests/http/tls_test.sh; without them this is misuse.
+assert(dir, "usage: run through tests/http/tls_test.sh (needs certificates and TLS servers)")
 assert(mode == "mutual" or mode == "server", "MODE must be mutual or server")
 local base = assert(os.getenv("METASYNC_SIM_SECTIGO"), "run through tests/with-sim.sh")
 assert(base:match("^https://127%.0%.0%.1:%d+$"), "the ready line gives an https URL: " .. base)
