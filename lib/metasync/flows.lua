@@ -56,6 +56,20 @@ local function finish(ctx, pl, target, apply_one, concurrency)
   log.info("sync", "%d certificates updated, %d failed", updated, #failures)
 end
 
+-- compare(...) -> change | nil, problem | nil for one field of one certificate: the source value
+-- converted by the policy, when it differs (by meaning) from the target's current value `old`.
+-- An absent source value never wipes the target.
+local function compare(ctx, policy, f, raw, old, kind, name)
+  if values.absent(raw) then return nil end
+  local new, err = policy.convert(raw, f, ctx)
+  if new == nil then
+    if err ~= "absent" then return nil, string.format("field %s: %s", name, err) end
+    return nil
+  end
+  if values.equal(old, new, kind, ctx.date_format) then return nil end
+  return { field = name, old = old, new = new }
+end
+
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
 function M.sctokf(ctx, policy, pairs_)
   local ok_pairs = details(ctx, pairs_)
@@ -63,18 +77,12 @@ function M.sctokf(ctx, policy, pairs_)
   for _, p in ipairs(ok_pairs) do
     local changes, payload, problems = {}, {}, {}
     for _, f in ipairs(ctx.fields) do
-      local raw = policy.source_value(f, p.details, p.kf, ctx)
-      if not values.absent(raw) then -- an absent source value never wipes the target
-        local new, err = policy.convert(raw, f, ctx)
-        if new == nil then
-          if err ~= "absent" then problems[#problems + 1] = string.format("field %s: %s", f.keyfactor, err) end
-        else
-          local old = fields.metadata(p.kf, f.keyfactor)
-          if not values.equal(old, new, values.kind_of_kf(f.datatype), ctx.date_format) then
-            changes[#changes + 1] = { field = f.keyfactor, old = old, new = new }
-            payload[f.keyfactor] = new
-          end
-        end
+      local change, problem = compare(ctx, policy, f, policy.source_value(f, p.details, p.kf, ctx),
+        fields.metadata(p.kf, f.keyfactor), values.kind_of_kf(f.datatype), f.keyfactor)
+      problems[#problems + 1] = problem
+      if change then
+        changes[#changes + 1] = change
+        payload[f.keyfactor] = change.new
       end
     end
     if #problems > 0 then
@@ -129,18 +137,12 @@ function M.kftosc(ctx, policy, pairs_)
   for _, p in ipairs(ok_pairs) do
     local changes, problems, newvals = {}, {}, {}
     for _, f in ipairs(custom) do
-      local raw = policy.source_value(f, p.details, p.kf, ctx)
-      if not values.absent(raw) then
-        local new, err = policy.convert(raw, f, ctx)
-        if new == nil then
-          if err ~= "absent" then problems[#problems + 1] = string.format("field %s: %s", f.sectigo, err) end
-        else
-          local old = fields.custom_value(p.details, f.sectigo)
-          if not values.equal(old, new, values.kind_of_sectigo(f.sectigo_type), ctx.date_format) then
-            changes[#changes + 1] = { field = f.sectigo, old = old, new = new }
-            newvals[f.sectigo:lower()] = { name = f.sectigo, value = new }
-          end
-        end
+      local change, problem = compare(ctx, policy, f, policy.source_value(f, p.details, p.kf, ctx),
+        fields.custom_value(p.details, f.sectigo), values.kind_of_sectigo(f.sectigo_type), f.sectigo)
+      problems[#problems + 1] = problem
+      if change then
+        changes[#changes + 1] = change
+        newvals[f.sectigo:lower()] = { name = f.sectigo, value = change.new }
       end
     end
     local merged = {}
