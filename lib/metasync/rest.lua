@@ -173,19 +173,25 @@ function Client:request(method, path, opts)
           return nil, string.format("%s %s %s -> HTTP %d: %s", self.name, method, path, resp.status,
             M.error_text(resp.body)), resp
         end
+        local doc, jerr
         if resp.body and resp.body ~= "" then
           local ct = resp.headers and resp.headers["content-type"] or ""
           local first = resp.body:match("^%s*(.)")
           if ct:find("json", 1, true) or first == "{" or first == "[" then
-            local doc, jerr = json.decode(resp.body)
-            if doc == nil then
-              return nil, string.format("%s %s %s -> HTTP %d: malformed JSON: %s", self.name, method, path,
-                resp.status, jerr), resp
-            end
-            resp.json = doc
+            doc, jerr = json.decode(resp.body)
           end
         end
-        return resp
+        if not jerr then
+          resp.json = doc
+          return resp
+        end
+        -- A body cut short or garbled on the way (proxy, reset) is as transient as a 503.
+        if not (may_retry and attempt <= self.retries) then
+          return nil, string.format("%s %s %s -> HTTP %d: malformed JSON: %s", self.name, method, path,
+            resp.status, jerr), resp
+        end
+        why = "malformed JSON body: " .. jerr
+        delay = M.backoff(attempt, self.backoff_base, self.backoff_cap)
       end
     end
     if delay then

@@ -65,10 +65,22 @@ script = { { status = 400, body = '{"code":-135,"description":"Custom field cann
 ok, err = c:request("PUT", "/api/ssl/v1", { body = {} })
 assert(ok == nil and #calls == 1)
 assert(err == "Sectigo PUT /api/ssl/v1 -> HTTP 400: -135 Custom field cannot be found.", err)
--- malformed JSON in a success answer is an error, not a crash
-script = { { status = 200, body = "[1,", headers = { ["Content-Type"] = "application/json" } } }
+-- malformed JSON in a success answer (a body cut short on the way) is retried like a 503 for
+-- idempotent methods, and is an error, not a crash, once retries run out or for a POST
+local bad = { status = 200, body = "[1,", headers = { ["Content-Type"] = "application/json" } }
+calls = {}
+script = { bad, { status = 200, body = "[1]", headers = { ["Content-Type"] = "application/json" } } }
 ok, err = c:request("GET", "/z")
-assert(ok == nil and err:find("malformed JSON"))
+assert(ok and #calls == 2 and ok.json[1] == 1, tostring(err))
+calls = {}
+script = { bad }
+ok, err = c:request("POST", "/z", { body = {} })
+assert(ok == nil and #calls == 1 and err:find("malformed JSON"), tostring(err))
+calls = {}
+script = {}
+for _ = 1, c.retries + 1 do script[#script + 1] = bad end
+ok, err = c:request("GET", "/z")
+assert(ok == nil and #calls == c.retries + 1 and err:find("malformed JSON: line 1 column"), tostring(err))
 -- 204 with an empty body
 script = { { status = 204 } }
 assert(c:request("PUT", "/w", { body = {} }).status == 204)
