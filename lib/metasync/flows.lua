@@ -70,6 +70,17 @@ local function compare(ctx, policy, f, raw, old, kind, name)
   return { field = name, old = old, new = new }
 end
 
+-- add_entry(ctx, pl, entry, problems): values that could not be converted are logged and kept on
+-- the entry; a certificate with nothing else to write counts as failed with that reason.
+local function add_entry(ctx, pl, entry, problems)
+  if #problems > 0 then
+    entry.partial_failure = table.concat(problems, "; ")
+    log.warn("sync", "certificate %s: %s", entry.serial, entry.partial_failure)
+    if #entry.changes == 0 then ctx.report:fail(entry.serial, entry.partial_failure) end
+  end
+  pl:add(entry)
+end
+
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
 function M.sctokf(ctx, policy, pairs_)
   local ok_pairs = details(ctx, pairs_)
@@ -85,14 +96,8 @@ function M.sctokf(ctx, policy, pairs_)
         payload[f.keyfactor] = change.new
       end
     end
-    if #problems > 0 then
-      log.warn("sync", "certificate %s: %s", p.serial, table.concat(problems, "; "))
-    end
-    local entry = { serial = p.serial, id = p.kf.Id, id_label = "Keyfactor id " .. tostring(p.kf.Id),
-      label = p.kf.IssuedCN, changes = changes, payload = payload,
-      partial_failure = #problems > 0 and table.concat(problems, "; ") or nil }
-    if #changes == 0 and entry.partial_failure then ctx.report:fail(p.serial, entry.partial_failure) end
-    pl:add(entry)
+    add_entry(ctx, pl, { serial = p.serial, id = p.kf.Id, id_label = "Keyfactor id " .. tostring(p.kf.Id),
+      label = p.kf.IssuedCN, changes = changes, payload = payload }, problems)
   end
   finish(ctx, pl, "Keyfactor", function(e)
     return ctx.keyfactor:update_metadata(e.id, e.payload)
@@ -159,12 +164,9 @@ function M.kftosc(ctx, policy, pairs_)
         if nv then merged[#merged + 1] = nv end
       end
     end
-    if #problems > 0 then log.warn("sync", "certificate %s: %s", p.serial, table.concat(problems, "; ")) end
-    local entry = { serial = p.serial, id = p.details.id or p.sc.sslId, label = p.details.commonName or p.sc.commonName,
-      changes = changes, payload = merged, partial_failure = #problems > 0 and table.concat(problems, "; ") or nil }
-    entry.id_label = "Sectigo sslId " .. tostring(entry.id)
-    if #changes == 0 and entry.partial_failure then ctx.report:fail(p.serial, entry.partial_failure) end
-    pl:add(entry)
+    local id = p.details.id or p.sc.sslId
+    add_entry(ctx, pl, { serial = p.serial, id = id, id_label = "Sectigo sslId " .. tostring(id),
+      label = p.details.commonName or p.sc.commonName, changes = changes, payload = merged }, problems)
   end
   -- Certificates skipped for lack of values are unchanged, not failures.
   finish(ctx, pl, "Sectigo", function(e)
