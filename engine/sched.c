@@ -51,6 +51,7 @@ static struct {
   volatile sig_atomic_t interrupted;
   Timer *timers;
   size_t ntimers, captimers;
+  size_t live_timers; /* timers in the heap that still have a callback */
   unsigned long next_timer_id;
 } S;
 
@@ -96,6 +97,7 @@ unsigned long sched_timer_add(double delay_s, sched_timer_fn fn, void *arg) {
   }
   size_t i = S.ntimers++;
   S.timers[i] = (Timer){sched_now() + (delay_s > 0 ? delay_s : 0), ++S.next_timer_id, fn, arg};
+  S.live_timers++;
   while (i > 0 && S.timers[(i - 1) / 2].when > S.timers[i].when) {
     heap_swap(i, (i - 1) / 2);
     i = (i - 1) / 2;
@@ -106,7 +108,10 @@ unsigned long sched_timer_add(double delay_s, sched_timer_fn fn, void *arg) {
 /* A cancelled timer stays in the heap with no callback and is dropped when due. */
 void sched_timer_cancel(unsigned long id) {
   for (size_t i = 0; i < S.ntimers; i++)
-    if (S.timers[i].id == id) S.timers[i].fn = NULL;
+    if (S.timers[i].id == id && S.timers[i].fn) {
+      S.timers[i].fn = NULL;
+      S.live_timers--;
+    }
 }
 
 static void fire_timers(void) {
@@ -115,14 +120,11 @@ static void fire_timers(void) {
     Timer t = S.timers[0];
     S.timers[0] = S.timers[--S.ntimers];
     heap_down(0);
-    if (t.fn) t.fn(t.arg);
+    if (t.fn) {
+      S.live_timers--;
+      t.fn(t.arg);
+    }
   }
-}
-
-static int live_timers(void) {
-  for (size_t i = 0; i < S.ntimers; i++)
-    if (S.timers[i].fn) return 1;
-  return 0;
 }
 
 /* ---- tasks ---- */
@@ -292,7 +294,7 @@ int sched_run_until(volatile int *flag) {
     }
     int busy = pump_curl(0);
     if (S.ready_head || *flag) continue;
-    if (!busy && !live_timers()) return -2;
+    if (!busy && S.live_timers == 0) return -2;
     int timeout = 1000;
     if (S.ntimers > 0) {
       double d = (S.timers[0].when - sched_now()) * 1000.0;
@@ -620,7 +622,7 @@ static int l_sched_gc(lua_State *L) {
     if (S.timers[i].fn == wakeup_fire) free(S.timers[i].arg);
   free(S.timers);
   S.timers = NULL;
-  S.ntimers = S.captimers = 0;
+  S.ntimers = S.captimers = S.live_timers = 0;
   return 0;
 }
 
