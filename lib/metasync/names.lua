@@ -39,10 +39,6 @@ function M.banned(name)
   return out
 end
 
-function M.valid(name)
-  return type(name) == "string" and name ~= "" and #M.banned(name) == 0
-end
-
 -- A table of banned characters: list of {character=, replacement=string|nil}, plus a lookup.
 local Table = {}
 Table.__index = Table
