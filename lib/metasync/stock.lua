@@ -4,29 +4,14 @@
 --   return policy:run()
 local M = { loading = 0 }
 
-local function exists(p)
-  local f = io.open(p, "r")
-  if f then f:close() return true end
-  return false
-end
-
--- path(name) -> the stock script's file. The stock scripts sit in scripts/ beside lib/.
+-- path(name) -> the stock script's file: scripts/ in the stock directory the host found
+-- (beside the executable or under the install prefix), whatever a site put first on the path.
 function M.path(name)
-  local cands = {}
-  local ok, opts = pcall(require, "metasync.options")
-  if ok and type(opts) == "table" and opts.stock_dir then
-    cands[#cands + 1] = opts.stock_dir .. "/" .. name .. ".lua"
-    cands[#cands + 1] = opts.stock_dir .. "/scripts/" .. name .. ".lua"
-  end
-  local me = package.searchpath("metasync.stock", package.path)
-  if me then
-    local root = me:gsub("[^/]*$", ""):gsub("/?[^/]+/?$", ""):gsub("/?[^/]+/?$", "")
-    cands[#cands + 1] = (root == "" and "." or root) .. "/scripts/" .. name .. ".lua"
-  end
-  for _, c in ipairs(cands) do
-    if exists(c) then return c end
-  end
-  return nil, "stock script '" .. name .. "' not found (looked in " .. table.concat(cands, ", ") .. ")"
+  local p = require("metasync.options").stock_dir .. "/scripts/" .. name .. ".lua"
+  local f = io.open(p, "r")
+  if not f then return nil, "stock script '" .. name .. "' not found at " .. p end
+  f:close()
+  return p
 end
 
 -- load(name) -> the stock policy table (e.g. "sctokf"), without running it.
