@@ -4,12 +4,12 @@
 --  validation=, enrollment=, message=, options={...}, default=, display_order=,
 --  case_sensitive=, allow_api=}
 local json = require("metasync.json")
-local config = require("metasync.config")
+local check = require("metasync.confcheck")
 local names = require("metasync.names")
 
 local M = {}
 
-local pick, CONV, null = config.pick, config.CONV, config.null
+local pick, CONV, null = check.pick, check.CONV, check.null
 
 local function opt_string(item, key, where, errs)
   local v = pick(item, key)
@@ -41,7 +41,7 @@ local function item_spec(item, kind, where, errs, warnings)
     errs[#errs + 1] = where .. "': expected an object"
     return nil
   end
-  config.unknown_keys(item, config.FIELD_KEYS, where .. "'", warnings)
+  check.unknown_keys(item, check.FIELD_KEYS, where .. "'", warnings)
   local f = { kind = kind }
   f.sectigo = opt_string(item, "sectigoFieldName", where, errs)
   if not f.sectigo or f.sectigo == "" then
@@ -109,7 +109,7 @@ function M.validate(doc, file, cfg, errs, warnings)
     errs[#errs + 1] = file .. ": expected an object with ManualFields and CustomFields"
     return { manual = {}, custom = {} }
   end
-  config.unknown_keys(doc, { "ManualFields", "CustomFields" }, file, warnings)
+  check.unknown_keys(doc, { "ManualFields", "CustomFields" }, file, warnings)
   local fields = {
     manual = list_of(doc, "ManualFields", "manual", file, errs, warnings),
     custom = list_of(doc, "CustomFields", "custom", file, errs, warnings),
