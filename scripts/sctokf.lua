@@ -9,7 +9,8 @@
 --       return policy:run()
 --
 -- Every hook receives `ctx`: ctx.cfg (config.json, with defaults filled in), ctx.sectigo_fields
--- (Sectigo custom field definitions), ctx.banned (bannedcharacters.json), ctx.date_format,
+-- (Sectigo custom field definitions), ctx.banned (bannedcharacters.json), ctx.date_format
+-- (Keyfactor's keyfactorDateFormat), ctx.sectigo_date_format (Sectigo's own, MM/dd/yyyy),
 -- ctx.dry_run, ctx.log. The library does the mechanics: it lists both sides, matches them by
 -- serial number, compares values and writes only what differs.
 
@@ -86,6 +87,14 @@ function policy.keyfactor_query(ctx)
   return { query = q, include_revoked = all, include_expired = all }
 end
 
+-- The keys of each Keyfactor certificate the hooks read. Only these are decoded from the
+-- listing (a certificate carries about 30, with arrays, and decoding them all costs most of a
+-- run's time); a hook that reads a key not listed fails with an error naming it. Set it to
+-- nil to decode everything.
+policy.keyfactor_fields = { "Id", "SerialNumber", "IssuerDN", "IssuedDN", "IssuedCN", "Thumbprint",
+  "CertState", "NotBefore", "NotAfter", "ImportDate", "TemplateName", "CertificateAuthorityName",
+  "CARecordId", "KeySizeInBits", "SigningAlgorithm", "Metadata" }
+
 -- Checked again here for every Keyfactor certificate, so a certificate from another CA
 -- (say DigiCert) whose serial happens to equal a Sectigo one is never touched, whatever the
 -- server's query did. Return false to leave a certificate alone.
@@ -113,10 +122,12 @@ end
 -- How a value is written to Keyfactor, by the field's DataType: integers as "1234" (never
 -- "1234.0"), booleans as true/false, dates as yyyy-MM-dd, MultipleChoice checked against the
 -- options. Values longer than Keyfactor allows are refused unless enableTruncation is true.
+-- The value comes from Sectigo, so a date is read in Sectigo's format (MM/dd/yyyy), never in
+-- keyfactorDateFormat: with a day-first Keyfactor format, 03/04/2026 is still 4 March.
 -- Returns the value, or nil and the reason it cannot be converted.
 function policy.convert(value, field, ctx)
   return values.to_keyfactor(value, field.datatype, {
-    options = field.options, truncate = ctx.cfg.enableTruncation, date_format = ctx.date_format })
+    options = field.options, truncate = ctx.cfg.enableTruncation, date_format = ctx.sectigo_date_format })
 end
 
 return policy:main()

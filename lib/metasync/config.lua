@@ -4,8 +4,13 @@
 -- expected; unknown keys are warnings with a "did you mean".
 local json = require("metasync.json")
 local names = require("metasync.names")
+local check = require("metasync.confcheck")
+local fieldsconf = require("metasync.fieldsconf")
 
 local M = {}
+local pick, null, CONV, unknown_keys, decode_file = check.pick, check.null, check.CONV, check.unknown_keys, check.decode_file
+
+M.levenshtein, M.suggest = check.levenshtein, check.suggest
 
 -- kind: str, url, bool, int, intlist, level, oauth. Defaults are the old tool's where it had one.
 M.KEYS = {
@@ -25,6 +30,7 @@ M.KEYS = {
   { "sectigoConcurrency", "int", 16, min = 1, max = 256 }, { "keyfactorConcurrency", "int", 16, min = 1, max = 256 },
   { "sectigoRequestsPerSecond", "num", 0, min = 0 }, { "keyfactorRequestsPerSecond", "num", 0, min = 0 },
   { "maxRetries", "int", 4, min = 0, max = 20 },
+  { "sectigoBulkReads", "enum", "off", values = { "off", "auto", "on" } },
   { "requestTimeoutSeconds", "num", 60, min = 1 }, { "connectTimeoutSeconds", "num", 10, min = 1 },
   { "caFile", "str" }, { "proxy", "str" }, { "insecureSkipVerify", "bool", false },
   { "logDirectory", "str", "logs" }, { "logLevel", "level", "info" },
@@ -34,130 +40,6 @@ M.KEYS = {
 M.OAUTH_KEYS = { "tokenUrl", "clientId", "clientSecret", "scopesCsv", "audience",
   "requestedWith", "refreshSkewSeconds" }
 
-M.FIELD_KEYS = { "sectigoFieldName", "keyfactorMetadataFieldName", "keyfactorDescription",
-  "keyfactorDataType", "keyfactorHint", "keyfactorValidation", "keyfactorEnrollment",
-  "keyfactorMessage", "keyfactorOptions", "keyfactorDefaultValue", "keyfactorDisplayOrder",
-  "keyfactorCaseSensitive", "keyfactorAllowAPI" }
-
-local LEVELS = { trace = 1, debug = 1, info = 1, warn = 1, error = 1, fatal = 1 }
-
-function M.levenshtein(a, b)
-  a, b = a:lower(), b:lower()
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
--- suggest(key, candidates) -> closest candidate within a small edit distance, or nil
-function M.suggest(key, candidates)
-  local best, bd = nil, math.max(2, #key // 3) + 1
-  for _, c in ipairs(candidates) do
-    local d = M.levenshtein(key, c)
-    if d < bd then best, bd = c, d end
-  end
-  return best
-end
-
-local function null(v) return v == nil or v == json.null end
-
--- Conversions: each returns the value, or nil plus what was expected.
-local CONV = {}
-function CONV.str(v)
-  if type(v) == "string" then return v end
-  if type(v) == "number" then return tostring(v) end
-  return nil, "expected a string"
-end
-function CONV.url(v)
-  if type(v) == "string" and v:match("^https?://[^/%s]+") and not v:match("%s") then return v end
-  return nil, "expected a URL (http:// or https://)"
-end
-function CONV.bool(v)
-  if type(v) == "boolean" then return v end
-  if type(v) == "string" then
-    local s = v:lower():match("^%s*(.-)%s*$")
-    if s == "true" then return true elseif s == "false" then return false end
-  end
-  return nil, "expected true or false"
-end
-function CONV.num(v)
-  local n = tonumber(v)
-  if n and n == n then return n end
-  return nil, "expected a number"
-end
-function CONV.int(v)
-  local n = tonumber(v)
-  if n and math.tointeger(n) then return math.tointeger(n) end
-  return nil, "expected an integer"
-end
-function CONV.intlist(v)
-  if type(v) == "string" then
-    local out = {}
-    for part in v:gmatch("[^,%s]+") do
-      local n = CONV.int(part)
-      if not n then return nil, "expected a list of integers" end
-      out[#out + 1] = n
-    end
-    return out
-  end
-  if type(v) ~= "table" then return nil, "expected a list of integers" end
-  local out = {}
-  for i, x in ipairs(v) do
-    local n = CONV.int(x)
-    if not n then return nil, string.format("expected a list of integers (item %d)", i) end
-    out[#out + 1] = n
-  end
-  return out
-end
-function CONV.level(v)
-  if type(v) == "string" and LEVELS[v:lower()] then return v:lower() end
-  return nil, "expected one of trace, debug, info, warn, error, fatal"
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- decode_file(path) -> doc, or nil, one-line error (nil, nil when the file does not exist)
-local function decode_file(path)
-  local text = read(path)
-  if not text then return nil, nil end
-  local doc, err = json.decode(text)
-  if doc == nil then return nil, string.format("%s: malformed JSON: %s", path, tostring(err)) end
-  return doc
-end
-
--- pick(obj, key) -> value by case-insensitive key (the old tool's binder ignored case)
-local function pick(obj, key)
-  if obj[key] ~= nil then return obj[key], key end
-  local low = key:lower()
-  for k, v in pairs(obj) do
-    if type(k) == "string" and k:lower() == low then return v, k end
-  end
-end
-
-local function unknown_keys(obj, known, where, warnings)
-  local set = {}
-  for _, k in ipairs(known) do set[k:lower()] = true end
-  for k in pairs(obj) do
-    if type(k) == "string" and not set[k:lower()] and k:sub(1, 1) ~= "_" then
-      local s = M.suggest(k, known)
-      warnings[#warnings + 1] = string.format("%s: unknown key '%s'%s (ignored)", where, k,
-        s and string.format(", did you mean '%s'?", s) or "")
-    end
-  end
-end
 
 local function oauth_block(v, file, key, secret_env, errs, warnings)
   if null(v) then return nil end
@@ -200,7 +82,6 @@ function M.keyfactor_base(u)
   return (u:gsub("/+$", ""))
 end
 
-local fieldsmod -- loaded lazily: metasync.fieldsconf validates fields.json
 local function check_settings(cfg, file, errs)
   local function need(key, why)
     if null(cfg[key]) or cfg[key] == "" then
@@ -254,7 +135,7 @@ function M.load(dir)
       val = oauth_block(raw, file, key, spec.secret, errs, warnings)
     elseif not null(raw) and not (raw == "" and kind ~= "str") then
       local what
-      val, what = CONV[kind](raw)
+      val, what = CONV[kind](raw, spec)
       if val == nil then
         errs[#errs + 1] = string.format("%s: key '%s': %s", file, key, what)
       elseif (spec.min and val < spec.min) or (spec.max and val > spec.max) then
@@ -281,7 +162,6 @@ function M.load(dir)
   local banned, berr = names.load(cfg.banned_path)
   if not banned then errs[#errs + 1] = berr else cfg.banned = banned end
 
-  fieldsmod = fieldsmod or require("metasync.fieldsconf")
   local fdoc, ferr = decode_file(dir .. "/fields.json")
   if not fdoc then
     if ferr then errs[#errs + 1] = ferr
@@ -291,11 +171,10 @@ function M.load(dir)
       end
     end
   else
-    cfg.fields = fieldsmod.validate(fdoc, dir .. "/fields.json", cfg, errs, warnings)
+    cfg.fields = fieldsconf.validate(fdoc, dir .. "/fields.json", cfg, errs, warnings)
   end
   if #errs > 0 then return nil, errs, warnings end
   return cfg, warnings
 end
 
-M.pick, M.unknown_keys, M.CONV, M.null = pick, unknown_keys, CONV, null
 return M

@@ -48,23 +48,62 @@ function M.new(o)
   return c
 end
 
--- pages(path, query, page_size) -> iterator over the items of a 1-based paged list, streamed
--- (metasync.pager): pages after the first are fetched `concurrency` at a time once
--- x-total-count is known; a failed page raises. Only the v25 names (PageReturned/ReturnLimit)
--- are sent, not the v10 pq.* forms.
-function Client:pages(path, query, page_size)
+-- The v10 OpenAPI documents the query object only under the pq. prefix (pq.pageReturned ...);
+-- v25 reads the bare names, and nothing says either reads the other's. Both spellings go in
+-- every request rather than choosing by the product version of /Status/Endpoints: a proxy or
+-- an older build may not send that header, a wrong guess would page silently through page 1
+-- again and again, and each server ignores the spelling it does not bind. includeMetadata
+-- has no prefix in either version.
+local function both(name, value)
+  return { name, value }, { "pq." .. name:sub(1, 1):lower() .. name:sub(2), value }
+end
+
+local function add_both(q, name, value)
+  local a, b = both(name, value)
+  q[#q + 1] = a
+  q[#q + 1] = b
+end
+
+-- A certificate decoded with only some of its keys raises on a read of any other, so a
+-- hook that needs one more field says so instead of silently seeing nil.
+local function guard(keys)
+  local set = {}
+  for _, k in ipairs(keys) do set[k] = true end
+  return { __index = function(_, k)
+    if set[k] or type(k) ~= "string" then return nil end
+    error(string.format("Keyfactor certificate field '%s' was not fetched: add it to policy.keyfactor_fields", k), 2)
+  end }
+end
+
+-- pages(path, query, page_size, fields) -> iterator over the items of a 1-based paged list,
+-- streamed through metasync.pager's sliding window (`concurrency` pages in flight); a failed
+-- page raises. fields: decode only these keys of each item (nil: all).
+function Client:pages(path, query, page_size, fields)
+  local decode = fields and { select = fields } or nil
+  local mt = fields and guard(fields) or nil
   local function fetch(n)
-    local q = { { "PageReturned", n }, { "ReturnLimit", page_size } }
+    local q = {}
+    add_both(q, "PageReturned", n)
+    add_both(q, "ReturnLimit", page_size)
     for _, kv in ipairs(query) do q[#q + 1] = kv end
-    local resp, err = self.rest:request("GET", path, { query = q })
+    local resp, err = self.rest:request("GET", path, { query = q, decode = decode })
     if not resp then return nil, err end
-    if type(resp.json) ~= "table" then return nil, string.format("Keyfactor GET %s: expected a list", path) end
-    return resp.json, tonumber(resp.headers and resp.headers["x-total-count"])
+    local list = resp.json
+    if type(list) ~= "table" or (next(list) ~= nil and list[1] == nil) then
+      return nil, string.format("Keyfactor GET %s: expected a list", path)
+    end
+    if mt then
+      for _, item in ipairs(list) do
+        if type(item) == "table" then setmetatable(item, mt) end
+      end
+    end
+    return list, tonumber(resp.headers and resp.headers["x-total-count"])
   end
-  return pager.stream { size = page_size, window = self.concurrency, fetch = fetch,
+  return pager.stream { size = page_size, window = self.page_window or self.concurrency, fetch = fetch,
+    what = "Keyfactor " .. path,
     key = function(item)
       if type(item) ~= "table" then return false end -- not a record: dropped
-      return item.Id                                   -- nil: no id, kept as it is
+      return rawget(item, "Id")                      -- nil: no id, kept as it is
     end }
 end
 
@@ -74,17 +113,19 @@ function Client:paged(path, query, page_size)
 end
 
 local function cert_query(o)
-  local q = { { "QueryString", o.query or "" }, { "includeMetadata", "true" } }
-  if o.include_revoked then q[#q + 1] = { "IncludeRevoked", "true" } end
-  if o.include_expired then q[#q + 1] = { "IncludeExpired", "true" } end
+  local q = {}
+  add_both(q, "QueryString", o.query or "")
+  q[#q + 1] = { "includeMetadata", "true" }
+  if o.include_revoked then add_both(q, "IncludeRevoked", "true") end
+  if o.include_expired then add_both(q, "IncludeExpired", "true") end
   return q
 end
 
--- certificates{query=, include_revoked=, include_expired=, page_size=} -> iterator over the
--- matching certificates (with metadata), streamed; a failed page raises.
+-- certificates{query=, include_revoked=, include_expired=, page_size=, fields=} -> iterator
+-- over the matching certificates (with metadata), streamed; a failed page raises.
 function Client:certificates(o)
   o = o or {}
-  return self:pages("/Certificates", cert_query(o), math.tointeger(o.page_size) or 100)
+  return self:pages("/Certificates", cert_query(o), math.tointeger(o.page_size) or 100, o.fields)
 end
 
 -- list(o) -> the certificates certificates(o) iterates, as a list, or nil, message

@@ -10,8 +10,8 @@ Report.__index = Report
 function M.new(direction)
   return setmetatable({
     direction = direction, started = task.now(), considered = 0, skipped = 0, matched = 0,
-    updated = 0, unchanged = 0, unmatched = {}, failed = {}, fields_created = 0,
-    fields_updated = 0, field_failures = {}, planned = 0, dry_run = false,
+    updated = 0, unchanged = 0, unmatched = 0, failed = {}, fields_created = 0,
+    fields_updated = 0, field_failures = {}, planned = 0, dry_run = false, listing_failure = nil,
   }, Report)
 end
 
@@ -27,12 +27,37 @@ function Report:field_failed(name, reason)
   log.error("fields", "field %s failed: %s", tostring(name), reason)
 end
 
+-- Unmatched serials are logged as they are met rather than kept: the Keyfactor side may be
+-- far larger than the Sectigo one.
 function Report:unmatched_serial(serial)
-  self.unmatched[#self.unmatched + 1] = serial
+  if self.unmatched == 0 then
+    log.info("sync", "unmatched certificates (no certificate with the same serial on the other side) follow")
+  end
+  self.unmatched = self.unmatched + 1
+  log.info("sync", "unmatched serial %s", tostring(serial))
+end
+
+-- changed(serial, target_id, changes): one certificate written (or, in a dry run, planned),
+-- with its fields old -> new. Only the counts stay in memory; the values go to the log.
+function Report:changed(serial, id, changes)
+  if log.enabled("debug") then
+    local parts = {}
+    for _, c in ipairs(changes) do
+      parts[#parts + 1] = string.format("%s: %s -> %s", c.field, tostring(c.old), tostring(c.new))
+    end
+    log.debug("sync", "certificate %s (%s): %s", tostring(serial), tostring(id), table.concat(parts, "; "))
+  end
+end
+
+-- listing_failed(msg): the Keyfactor listing broke off after writes began; the run is
+-- incomplete, which the summary and the exit code (2) say.
+function Report:listing_failed(msg)
+  self.listing_failure = msg
+  log.error("sync", "%s", msg)
 end
 
 function Report:exit_code()
-  return (#self.failed > 0 or #self.field_failures > 0) and 2 or 0
+  return (#self.failed > 0 or #self.field_failures > 0 or self.listing_failure) and 2 or 0
 end
 
 -- lines() -> the summary text
@@ -49,7 +74,7 @@ function Report:lines()
     add("  updated:                 %d", self.updated)
   end
   add("  unchanged:               %d", self.unchanged)
-  add("  unmatched:               %d%s", #self.unmatched, #self.unmatched > 0 and " (serials in the log)" or "")
+  add("  unmatched:               %d%s", self.unmatched, self.unmatched > 0 and " (serials in the log)" or "")
   add("  failed:                  %d", #self.failed)
   for i, f in ipairs(self.failed) do
     if i > 20 then add("    ... and %d more (see the errors log)", #self.failed - 20); break end
@@ -61,16 +86,15 @@ function Report:lines()
     add("  fields failed:           %d (their values were not synced)", #self.field_failures)
     for _, f in ipairs(self.field_failures) do add("    %s: %s", tostring(f.name), f.reason) end
   end
+  if self.listing_failure then
+    add("  INCOMPLETE: %s; certificates after it were not considered", self.listing_failure)
+  end
   add("  duration:                %.1f s", task.now() - self.started)
   return out
 end
 
--- finish() -> exit code, after logging the unmatched serials and printing the summary.
+-- finish() -> exit code, after printing the summary.
 function Report:finish()
-  if #self.unmatched > 0 then
-    log.info("sync", "%d unmatched certificates (no certificate with the same serial on the other side):", #self.unmatched)
-    for _, s in ipairs(self.unmatched) do log.info("sync", "unmatched serial %s", tostring(s)) end
-  end
   local lines = self:lines()
   for _, l in ipairs(lines) do log.info("summary", "%s", l) end
   io.stdout:write(table.concat(lines, "\n"), "\n")

@@ -113,7 +113,8 @@ end
 
 -- request(method, path, opts) -> resp (with resp.json when the body is JSON), or nil, message, resp
 -- opts: query, body (a table is JSON-encoded), form (table, url-encoded), headers, retry
--- (force retry on/off), ok (set of accepted statuses; default 2xx).
+-- (force retry on/off), ok (set of accepted statuses; default 2xx), decode (options for
+-- json.decode, e.g. {select = {...}} to keep only some keys of each listed item).
 function Client:request(method, path, opts)
   opts = opts or {}
   local url = self.base .. path
@@ -178,7 +179,7 @@ function Client:request(method, path, opts)
           local ct = resp.headers and resp.headers["content-type"] or ""
           local first = resp.body:match("^%s*(.)")
           if ct:find("json", 1, true) or first == "{" or first == "[" then
-            doc, jerr = json.decode(resp.body)
+            doc, jerr = json.decode(resp.body, opts.decode)
           end
         end
         if not jerr then

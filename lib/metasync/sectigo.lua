@@ -70,7 +70,7 @@ function Client:certificates(o)
   local filter = {}
   if o.status then filter[#filter + 1] = { "status", o.status } end
   if o.ssl_type_id then filter[#filter + 1] = { "sslTypeId", o.ssl_type_id } end
-  return pager.stream { size = size, window = self.concurrency,
+  return pager.stream { size = size, window = self.concurrency, what = "Sectigo certificates",
     fetch = function(k) return self:page(filter, (k - 1) * size, size) end,
     key = function(c) return type(c) == "table" and (c.sslId or c.id) or false end }
 end
@@ -85,6 +85,26 @@ function Client:details(ssl_id)
   if not doc then return nil, err and (err .. string.format(" (sslId %d)", ssl_id)) end
   if type(doc) ~= "table" then return nil, string.format("Sectigo GET /api/ssl/v1/%d: expected an object", ssl_id) end
   return doc
+end
+
+local UNAVAILABLE = { [401] = true, [403] = true, [404] = true, [405] = true }
+
+-- report(request, keys) -> rows | nil, message, unavailable. The bulk report
+-- (POST /api/report/v1/ssl-certificates, SslCertificatesReportRequest): rows for every
+-- certificate the request selects, each with its custom fields. keys: decode only these keys
+-- of each row. `unavailable` is true when this API does not offer the report to us (401, 403,
+-- 404 or 405, or a body that does not match the documented schema), as opposed to a transient
+-- failure. The request only reads, so it is retried like a GET.
+function Client:report(req, keys)
+  local resp, err, raw = self.rest:request("POST", "/api/report/v1/ssl-certificates",
+    { body = req, retry = true, decode = keys and { select = keys, at = "reports" } or nil })
+  if not resp then return nil, err, raw ~= nil and UNAVAILABLE[raw.status] or false end
+  local doc = resp.json
+  local rows = type(doc) == "table" and doc.reports
+  if type(rows) ~= "table" or (next(rows) ~= nil and rows[1] == nil) then
+    return nil, "Sectigo POST /api/report/v1/ssl-certificates: the answer is not a report (no list of reports)", true
+  end
+  return rows
 end
 
 -- update(ssl_id, custom_fields) -> true or nil, message. Only sslId and customFields are sent:

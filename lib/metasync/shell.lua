@@ -21,7 +21,7 @@ function M.setup(interactive)
     return false
   end
   _G.config = cfg
-  _G.sectigo, _G.keyfactor = require("metasync.run").clients(cfg, opts)
+  _G.sectigo, _G.keyfactor = require("metasync.setup").clients(cfg, opts)
   if interactive then
     print(string.format("clients: sectigo (%s), keyfactor (%s)", cfg.sectigo_base, cfg.keyfactor_base))
     print("modules: json, re, http, task, log, serial; config: the loaded configuration")

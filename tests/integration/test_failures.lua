@@ -54,10 +54,22 @@ H.call("DELETE", H.sectigo .. "/__sim/faults")
 H.reset(H.world())
 H.faults { scripts = { { endpoint = "keyfactor.certificates", method = "GET",
   responses = { { pass = true }, { status = 500, body = '{"ErrorCode":"0xA0110001","Message":"Simulated outage"}' } } } } }
-rc, out, err = H.run(dir, "sctokf")
-H.eq(rc, 1, "failed Keyfactor page exit code")
+-- In a dry run nothing was written when the page fails: exit 1, as any failure before a write.
+rc, out, err = H.run(dir, "sctokf", "--dry-run")
+H.eq(rc, 1, "failed Keyfactor page exit code (dry run)")
 assert(err:find("Simulated outage", 1, true), err)
 no_writes("failed Keyfactor query page")
+-- In a real run the field definitions were already written when page 2 fails: the run ends
+-- with exit 2, and the summary says it is incomplete and names the page.
+H.call("DELETE", H.sectigo .. "/__sim/faults")
+H.reset(H.world())
+H.faults { scripts = { { endpoint = "keyfactor.certificates", method = "GET",
+  responses = { { pass = true }, { status = 500, body = '{"ErrorCode":"0xA0110001","Message":"Simulated outage"}' } } } } }
+rc, out, err = H.run(dir, "sctokf")
+H.eq(rc, 2, "failed Keyfactor page after writes began: exit code")
+assert(out:find("INCOMPLETE: listing Keyfactor certificates failed: Keyfactor /Certificates: page 2: ", 1, true), out)
+assert(out:find("Simulated outage", 1, true), out)
+assert(H.writes(H.stats()) > 0, "the definitions were written before the page failed")
 H.call("DELETE", H.sectigo .. "/__sim/faults")
 
 -- a field definition Keyfactor refuses once writes have begun: not "fatal before any write"

@@ -1,7 +1,7 @@
 -- The paged listings as streaming iterators, against the simulator: 60 certificates on each
 -- side in pages of 7, pages after the first fetched 3 at a time. Every certificate comes
--- exactly once and in order, pages are fetched a window at a time (not all up front), the
--- window's pages are in flight together, and a failed page makes the iteration fail.
+-- exactly once and in order, pages are fetched through a sliding window (not all up front),
+-- the window's pages are in flight together, and a failed page makes the iteration fail.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require("helper")
 local sectigo = require("metasync.sectigo")
@@ -49,14 +49,16 @@ for _, s in ipairs(sides) do
   H.eq(gets(s.endpoint), 0, s.name .. ": requests before the first call")
   local c = it()
   H.eq(s.id(c), 1, s.name .. ": first certificate")
-  H.eq(gets(s.endpoint), 1, s.name .. ": pages fetched for the first certificate")
+  -- page 1 alone first (it tells the total), then a sliding window: never more than WINDOW
+  -- pages in flight, and never more than 2 x WINDOW fetched ahead of the reader
+  local ahead = gets(s.endpoint)
+  assert(ahead >= 1 and ahead <= 1 + 2 * WINDOW, s.name .. ": pages fetched for the first certificate: " .. ahead)
   for i = 2, SIZE do H.eq(s.id(it()), i, s.name .. ": certificate " .. i) end
-  H.eq(gets(s.endpoint), 1, s.name .. ": pages fetched within page 1")
   H.eq(s.id(it()), SIZE + 1, s.name .. ": first certificate of page 2")
-  H.eq(gets(s.endpoint), 1 + WINDOW, s.name .. ": pages fetched on entering page 2 (one window)")
   local st = H.stats()
   assert(st.max_inflight >= 2, s.name .. ": window pages fetched concurrently, max in flight " .. tostring(st.max_inflight))
-  assert(st.max_inflight <= WINDOW + 1, s.name .. ": at most one window in flight, got " .. tostring(st.max_inflight))
+  -- (+1: the simulator may still count a finished request while the page it freed starts)
+  assert(st.max_inflight <= WINDOW + 1, s.name .. ": at most a window in flight, got " .. tostring(st.max_inflight))
   -- the rest: every certificate exactly once, in order, then nil for good
   local n = SIZE + 1
   for cert in it do

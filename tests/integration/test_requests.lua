@@ -31,9 +31,20 @@ local function arg_values(e, name)
   end
   return out
 end
+-- arg1(e, name) -> the one value sent for name. Keyfactor parameters go in both spellings
+-- (v25 and the v10 "pq." form), once each, and must agree.
 local function arg1(e, name)
   local v = arg_values(e, name)
-  assert(#v <= 1, e.method .. " " .. e.path .. "?" .. e.query .. ": " .. name .. " sent " .. #v .. " times")
+  local where = e.method .. " " .. e.path .. "?" .. e.query .. ": " .. name
+  assert(#v <= 2, where .. " sent " .. #v .. " times")
+  if #v == 2 then
+    assert(v[1] == v[2], where .. " sent as both '" .. tostring(v[1]) .. "' and '" .. tostring(v[2]) .. "'")
+    local plain, prefixed = 0, 0
+    for k in pairs(e.args) do
+      if k:lower() == name:lower() then plain = plain + 1 elseif k:lower() == "pq." .. name:lower() then prefixed = prefixed + 1 end
+    end
+    assert(plain == 1 and prefixed == 1, where .. ": twice in one spelling")
+  end
   return v[1]
 end
 

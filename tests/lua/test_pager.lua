@@ -1,5 +1,5 @@
 -- metasync.pager over fake page sources: order, windows, totals missing or wrong, duplicates,
--- a server that ignores the page number, and a failed page.
+-- a server that ignores the page number, the sliding window, and a failed page.
 local pager = require("metasync.pager")
 
 -- source(n, opts) -> fetch function over items 1..n, and the list of pages asked for
@@ -29,17 +29,45 @@ local function same(a, b, what)
   for i = 1, #b do assert(a[i] == b[i], what .. ": item " .. i .. " is " .. tostring(a[i])) end
 end
 
--- with a total: the first page, then windows; every item once, in order
+-- with a total: every item once, in order, each page asked for once
 local fetch, asked = source(23, { size = 5, total = 23 })
 local it = pager.stream { fetch = fetch, size = 5, window = 2, key = key }
-assert(it().Id == 1 and #asked == 1, "one page before the first item")
-for _ = 2, 5 do it() end
-assert(#asked == 1)
-assert(it().Id == 6 and #asked == 3, "a window of 2 pages on entering page 2")
+assert(it().Id == 1 and asked[1] == 1, "page 1 first")
 local rest = ids(it)
-same(rest, { 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23 }, "rest")
+same(rest, { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23 }, "rest")
+table.sort(asked)
 same(asked, { 1, 2, 3, 4, 5 }, "pages asked")
 assert(it() == nil, "stays finished")
+
+-- the sliding window: never more than `window` pages in flight, a finished page lets the
+-- next one start at once (pages finish out of order here), and a consumer that stops
+-- reading holds the listing back (at most 2 x window pages fetched ahead)
+do
+  local task = require("metasync.task")
+  local inflight, max_inflight, started = 0, 0, {}
+  local function slow(k)
+    started[#started + 1] = k
+    inflight = inflight + 1
+    max_inflight = math.max(max_inflight, inflight)
+    task.sleep(k % 3 == 0 and 0.02 or 0.001)
+    inflight = inflight - 1
+    local p = {}
+    for i = (k - 1) * 10 + 1, math.min(400, k * 10) do p[#p + 1] = { Id = i } end
+    return p, 400
+  end
+  local it2 = pager.stream { fetch = slow, size = 10, window = 3, key = key }
+  assert(it2().Id == 1)
+  task.sleep(0.1) -- the consumer pauses: fetching must stop at the read-ahead bound
+  assert(#started <= 1 + 2 * 3, "read ahead while the consumer waits: " .. #started .. " pages")
+  local n = 1
+  for _ in it2 do n = n + 1 end
+  assert(n == 400, "all items: " .. n)
+  assert(max_inflight <= 3, "in flight at most the window: " .. max_inflight)
+  assert(max_inflight >= 2, "pages overlapped: " .. max_inflight)
+  -- 40 pages, plus one past the total because the last one came back full (the total may
+  -- have grown while listing)
+  assert(#started == 41, "each page once: " .. #started)
+end
 
 -- no total: pages on while they come back full
 fetch, asked = source(10, { size = 5 })
@@ -54,10 +82,21 @@ same(ids(pager.stream { fetch = fetch, size = 4, window = 3, key = key }), seq(1
 fetch = source(9, { size = 3, total = 9, repeat_first = true })
 same(ids(pager.stream { fetch = fetch, size = 3, window = 2, key = key }), seq(9), "duplicates")
 
--- a server that ignores the page number and always answers the first page: stops
-fetch, asked = source(10, { size = 5, ignore_position = true })
-same(ids(pager.stream { fetch = fetch, size = 5, window = 2, key = key }), seq(5), "position ignored")
-assert(#asked == 2, "stopped after a full page with nothing new")
+-- a server that ignores the page number and always answers the first page: a loud failure,
+-- with or without a total, never a quietly short listing
+for _, total in ipairs({ false, 10 }) do
+  fetch = source(10, { size = 5, ignore_position = true, total = total or nil })
+  local ok, err = pcall(ids, pager.stream { fetch = fetch, size = 5, window = 2, key = key, what = "Keyfactor certificates" })
+  assert(not ok and err:find("Keyfactor certificates: page 2 holds only items of earlier pages: the server ignores the paging parameters", 1, true), tostring(err))
+end
+-- an empty page while the total says more: also loud
+local function short(k) if k == 1 then return { { Id = 1 }, { Id = 2 } }, 6 end return {}, 6 end
+local sok, serr = pcall(ids, pager.stream { fetch = short, size = 2, window = 2, key = key })
+assert(not sok and serr:find("page 2 is empty after 2 of 6 items", 1, true), tostring(serr))
+-- a huge total is bounded: it cannot make the pager start a million pages
+local function huge(k) if k == 1 then return { { Id = 1 } }, 1e12 end return {}, 1e12 end
+local hok, herr = pcall(ids, pager.stream { fetch = huge, size = 1, window = 4, key = key })
+assert(not hok and herr:find("page 2 is empty", 1, true), tostring(herr))
 
 -- key false drops non-records, nil keeps records without an id
 local odd = { { Id = 1 }, "junk", { name = "no id" }, { Id = 1 } }
@@ -72,11 +111,11 @@ assert(#got == 2 and got[1].Id == 1 and got[2].name == "no id", "key false/nil")
 fetch = source(30, { size = 5, total = 30, fail = 4 })
 local n = 0
 local ok, err = pcall(function() for _ in pager.stream { fetch = fetch, size = 5, window = 2, key = key } do n = n + 1 end end)
-assert(not ok and err == "page 4 failed", tostring(err))
-assert(n == 15, "pages 1-3 (before the failed window {4,5}) were handed out: " .. n)
+assert(not ok and err == "listing: page 4: page 4 failed", tostring(err))
+assert(n == 15, "pages 1-3 were handed out before the failed page: " .. n)
 fetch = source(30, { size = 5, total = 30, fail = 1 })
 local list, lerr = pager.collect(pager.stream { fetch = fetch, size = 5, window = 2, key = key })
-assert(list == nil and lerr == "page 1 failed")
+assert(list == nil and lerr == "listing: page 1: page 1 failed", tostring(lerr))
 
 -- an empty listing
 same(ids(pager.stream { fetch = function() return {}, 0 end, size = 5, key = key }), {}, "empty")

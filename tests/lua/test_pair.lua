@@ -1,6 +1,6 @@
--- flows.kftosc against fake clients: values of inactive Sectigo fields are never sent, neither
+-- pair.kftosc against fake clients: values of inactive Sectigo fields are never sent, neither
 -- as a new value nor as an old value the certificate's details still show.
-local flows = require("metasync.flows")
+local pair = require("metasync.pair")
 local report = require("metasync.report")
 local fields = require("metasync.fields")
 
@@ -17,7 +17,7 @@ assert(list[2].sectigo_active == false and list[1].sectigo_active == true)
 
 local sent = {}
 local ctx = {
-  fields = list, sectigo_fields = defs, dry_run = false, report = report.new("kftosc"),
+  fields = list, sectigo_fields = defs, dry_run = false, report = report.new("kftosc"), direction = "kftosc",
   concurrency = { sectigo = 2, keyfactor = 2 }, cfg = {},
   sectigo = {
     details = function(_, id)
@@ -33,9 +33,9 @@ local policy = {
   source_value = function(f, _, kf) return kf.Metadata[f.keyfactor] end,
   convert = function(v) return v end,
 }
-local pairs_ = { { serial = "A1", sc = { sslId = 7 }, kf = { Id = 1, Metadata = { CostCenter = "new", LegacyCode = "LC-9" } } } }
 ctx.report.matched = 1
-flows.kftosc(ctx, policy, pairs_)
+pair.prepare(ctx)
+pair.kftosc(ctx, policy, { serial = "A1", ssl_id = 7, kf = { Id = 1, Metadata = { CostCenter = "new", LegacyCode = "LC-9" } } })
 assert(#sent == 1, "one update")
 local by = {}
 for _, cf in ipairs(sent[1].cfs) do by[cf.name] = cf.value end
@@ -43,4 +43,16 @@ assert(by["Cost Center"] == "new", "active change sent")
 assert(by["Owner"] == "ops", "other active field kept in the merged list")
 assert(by["Legacy Code"] == nil, "inactive field never sent")
 assert(#ctx.report.failed == 0)
+assert(ctx.report.updated == 1 and ctx.report.planned == 1, "counted as updated")
+
+-- a certificate without any mapped Keyfactor value needs no Sectigo read at all
+local reads = 0
+ctx.sectigo.details = function() reads = reads + 1; return { id = 8, customFields = {} } end
+pair.kftosc(ctx, policy, { serial = "B2", ssl_id = 8, kf = { Id = 2, Metadata = {} } })
+assert(reads == 0 and ctx.report.unchanged == 1, "no details GET for a certificate with nothing to send")
+
+-- a bulk entry's doc is used as it is: no details GET
+pair.kftosc(ctx, policy, { serial = "C3", ssl_id = 9, doc = { id = 9, customFields = { { name = "Cost Center", value = "x" } } },
+  kf = { Id = 3, Metadata = { CostCenter = "y" } } })
+assert(reads == 0 and #sent == 2 and sent[2].id == 9, "bulk doc: one update, no details GET")
 print("ok")

@@ -1,0 +1,229 @@
+-- Bulk reads through Sectigo's report (POST /api/report/v1/ssl-certificates): the rows carry
+-- custom fields and most attributes of many certificates at once, which saves one details GET
+-- per certificate. The report has no paging, so the inventory is covered by non-overlapping
+-- windows of issuance dates (both ends inclusive), several in flight, each sized from the row
+-- density seen so far so that one answer stays within a few MB.
+--
+-- A row is kept compactly: the sslId and the values of the slots a run needs (custom fields
+-- by name, details paths a row also carries), in one flat list. doc() turns an entry back into
+-- a details-shaped table for the policy hooks, so whichever path produced the values, the
+-- hooks see the same thing.
+local log = require("metasync.log")
+local task = require("metasync.task")
+local serial = require("metasync.serial")
+
+local M = {}
+
+-- Rows per window aimed at: about 1 KB a row, so a few MB an answer.
+M.TARGET_ROWS = 2000
+M.MAX_DAYS, M.FIRST_DAYS, M.IN_FLIGHT = 366, 7, 8
+M.YEARS_BACK = 40
+
+local function mmddyyyy(v)
+  if type(v) ~= "string" then return v end
+  local y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)")
+  if y then return string.format("%s/%s/%s", m, d, y) end
+  return v
+end
+
+local function integer(v)
+  if type(v) == "string" then v = tonumber(v) end
+  return type(v) == "number" and math.tointeger(v) or v
+end
+
+local function colons(v)
+  if type(v) ~= "string" or v:find(":", 1, true) or #v % 2 == 1 then return v end
+  return (v:upper():gsub("(%x%x)", "%1:"):gsub(":$", ""))
+end
+
+-- Details paths (lower case) a row carries under another name or form: path -> {canonical
+-- details path, row key, conversion}. Dates come back in the details' own default form
+-- (MM/dd/yyyy), so a text field shows the same either way.
+M.PATHS = {}
+local function path(p, key, conv) M.PATHS[p:lower()] = { p, key, conv } end
+path("id", "id"); path("sslId", "id"); path("status", "status"); path("commonName", "commonName")
+path("certType.id", "typeId"); path("certType.name", "type"); path("certificateDetails.issuer", "issuer")
+path("keyType", "publicKeyType"); path("keyAlgorithm", "publicKeyAlg"); path("keySize", "publicKeySize", integer)
+path("orgId", "orgId"); path("orderNumber", "orderNumber"); path("backendCertId", "backendCertId")
+path("requestedVia", "requestedVia"); path("term", "term"); path("requester", "requester")
+path("signatureAlg", "signatureAlg"); path("comments", "comments"); path("externalRequester", "externalRequester")
+path("serialNumber", "serialNumber", colons)
+for _, d in ipairs({ "requested", "approved", "declined", "issued", "expires", "revoked", "replaced" }) do
+  path(d, d, mmddyyyy)
+end
+
+-- plan(custom_names, manual_paths) -> slots, or nil and the first path a row lacks.
+-- slots: { {kind="custom", name=} | {kind="path", path=, key=, conv=} ... }
+function M.plan(custom_names, manual_paths)
+  local slots = {}
+  for _, n in ipairs(custom_names) do slots[#slots + 1] = { kind = "custom", name = n, lname = n:lower() } end
+  for _, p in ipairs(manual_paths) do
+    local m = M.PATHS[tostring(p):lower()]
+    if not m then return nil, p end
+    slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3] }
+  end
+  return slots
+end
+
+-- keys(slots) -> the row keys to decode
+function M.keys(slots)
+  local set, out = { id = true, typeId = true, status = true, serialNumber = true, customFields = true, commonName = true }, {}
+  for _, s in ipairs(slots) do if s.key then set[s.key] = true end end
+  for k in pairs(set) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+-- entry(row, slots) -> {sslId, v1, ..., vn}; a slot without a value holds false.
+local function entry(row, slots, id)
+  local e = { id }
+  local by_name
+  for i, s in ipairs(slots) do
+    local v
+    if s.kind == "custom" then
+      if not by_name then
+        by_name = {}
+        local cfs = row.customFields
+        if type(cfs) == "table" then
+          for _, cf in ipairs(cfs) do
+            if type(cf) == "table" and type(cf.name) == "string" then by_name[cf.name:lower()] = cf.value end
+          end
+        end
+      end
+      v = by_name[s.lname]
+    else
+      v = row[s.key]
+      if s.conv then v = s.conv(v) end
+    end
+    if v == nil then v = false end
+    e[i + 1] = v
+  end
+  return e
+end
+
+-- doc(e, slots) -> a details-shaped table holding what the entry carries
+function M.doc(e, slots)
+  local d = { id = e[1], sslId = e[1], customFields = {} }
+  for i, s in ipairs(slots) do
+    local v = e[i + 1]
+    if v ~= false then
+      if s.kind == "custom" then
+        d.customFields[#d.customFields + 1] = { name = s.name, value = v }
+      else
+        local cur = d
+        local segs = {}
+        for seg in s.path:gmatch("[^%.]+") do segs[#segs + 1] = seg end
+        for j = 1, #segs - 1 do
+          cur[segs[j]] = cur[segs[j]] or {}
+          cur = cur[segs[j]]
+        end
+        cur[segs[#segs]] = v
+      end
+    end
+  end
+  return d
+end
+
+local function ymd(day) return os.date("!%Y-%m-%d", day * 86400) end
+
+-- selection(filters) -> certificateStatus, status set (lower case) or nil, type set or nil.
+-- The policy's list filters, said in the report's terms: one status code when they agree,
+-- and the rest checked on each row (the report has no profile filter).
+local CODES = { issued = "2", revoked = "3", expired = "4", requested = "1" }
+local function selection(filters)
+  local statuses, types, any_status, any_type = {}, {}, false, false
+  for _, f in ipairs(filters) do
+    if f.status then statuses[tostring(f.status):lower()] = true else any_status = true end
+    if f.ssl_type_id then types[math.tointeger(f.ssl_type_id) or f.ssl_type_id] = true else any_type = true end
+  end
+  if any_status then statuses = nil end
+  if any_type then types = nil end
+  local code = "0"
+  if statuses then
+    local only
+    for s in pairs(statuses) do
+      if only == nil then only = s elseif only ~= s then only = false end
+    end
+    code = only and CODES[only] or "0"
+  end
+  return code, statuses, types
+end
+
+-- build(ctx, filters, slots, on_row) -> true | nil, message, unavailable.
+-- Calls on_row(serial, entry) for each row the filters select, once per certificate id.
+function M.build(ctx, filters, slots, on_row)
+  local code, statuses, types = selection(filters)
+  local keys = M.keys(slots)
+  local seen, bad, rows_total = {}, 0, 0
+  local function take(rows)
+    for _, row in ipairs(rows) do
+      local id = type(row) == "table" and math.tointeger(row.id)
+      if not id or id < 1 then
+        bad = bad + 1
+      elseif not seen[id] then
+        seen[id] = true
+        rows_total = rows_total + 1
+        local st = type(row.status) == "string" and row.status:lower() or nil
+        if (not statuses or (st and statuses[st])) and (not types or types[math.tointeger(row.typeId) or -1]) then
+          local key = serial.normalise(row.serialNumber)
+          if key then on_row(key, entry(row, slots, id)) end
+        end
+      end
+    end
+    return #rows
+  end
+  local function request(from, to)
+    return ctx.sectigo:report({ from = ymd(from), to = ymd(to), certificateDateAttribute = "5",
+      certificateStatus = code, serialNumberFormat = "HEXWithLeadingZeros" }, keys)
+  end
+  local today = os.time() // 86400
+  local floor = today - M.YEARS_BACK * 366
+  local cursor, len = today + 1, M.FIRST_DAYS
+  -- The first window decides whether the report is there at all.
+  local first = cursor - len + 1
+  local rows, err, unavailable = request(first, cursor)
+  if not rows then return nil, err, unavailable end
+  local function adapt(n, days)
+    local density = math.max(n, 1) / days
+    len = math.max(1, math.min(M.MAX_DAYS, math.floor(M.TARGET_ROWS / density)))
+  end
+  adapt(take(rows), cursor - first + 1)
+  cursor = first - 1
+  local failure
+  local slots_sem = task.semaphore(M.IN_FLIGHT)
+  local running = {}
+  -- fetch(from, to): one window; an answer too large (400/413) is split in two.
+  local function fetch(from, to)
+    local r, e = request(from, to)
+    if r then
+      adapt(take(r), to - from + 1)
+      return
+    end
+    if to > from and e and (e:find("HTTP 413", 1, true) or e:find("HTTP 400", 1, true)) then
+      local mid = (from + to) // 2
+      log.debug("sectigo", "report window %s..%s refused (%s); splitting it", ymd(from), ymd(to), e)
+      fetch(from, mid)
+      fetch(mid + 1, to)
+      return
+    end
+    failure = failure or e
+  end
+  while cursor >= floor and not failure do
+    slots_sem:acquire()
+    local to = cursor
+    local from = math.max(floor, cursor - len + 1)
+    cursor = from - 1
+    running[#running + 1] = task.spawn(function()
+      local ok, e = pcall(fetch, from, to)
+      if not ok then failure = failure or tostring(e) end
+      slots_sem:release()
+    end)
+  end
+  for _, t in ipairs(running) do t:join() end
+  if failure then return nil, failure, false end
+  if bad > 0 then log.warn("sectigo", "%d report rows without a usable id were skipped", bad) end
+  log.info("sectigo", "report: %d certificates in %s..%s", rows_total, ymd(floor), ymd(today + 1))
+  return true
+end
+
+return M

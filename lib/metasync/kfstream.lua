@@ -1,0 +1,55 @@
+-- Stage 6 of a run: the Keyfactor listing, streamed page by page (metasync.pager's sliding
+-- window). Each certificate goes through the policy's include hook and matching by serial;
+-- a matched pair is handed to work(ctx, policy, pair) in a task of its own. At most `limit`
+-- pairs are in flight: when they are, the listing waits (backpressure), so memory holds a few
+-- pages and the pairs in flight, never the inventory. Keyfactor certificates are never
+-- collected into a list.
+local task = require("metasync.task")
+local serial = require("metasync.serial")
+
+local M = {}
+
+local function first_line(e) return (tostring(e):match("^[^\n]*")) end
+
+-- run(ctx, policy, index, work, limit) -> nil, or the listing's error message when a page
+-- failed (the pairs already started are finished first).
+function M.run(ctx, policy, index, work, limit)
+  local r = ctx.report
+  local q = policy.keyfactor_query(ctx)
+  q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
+  q.fields = q.fields or policy.keyfactor_fields
+  local slots = task.semaphore(limit)
+  local function pair(p)
+    local ok, err = xpcall(work, debug.traceback, ctx, policy, p)
+    if not ok then r:fail(p.serial, first_line(err)) end
+    slots:release()
+  end
+  local ok, err = pcall(function()
+    for kc in ctx.keyfactor:certificates(q) do
+      -- A hook that trips over one odd record fails that record, not the run.
+      local iok, included = pcall(policy.include, kc, ctx)
+      local key = serial.normalise(rawget(kc, "SerialNumber"))
+      if not iok then
+        r.considered = r.considered + 1
+        r:fail(key or tostring(rawget(kc, "Id")), "policy.include: " .. first_line(included))
+      elseif not included then
+        r.skipped = r.skipped + 1
+      else
+        r.considered = r.considered + 1
+        local ssl_id, doc
+        if key then ssl_id, doc = index:get(key) end
+        if ssl_id then
+          r.matched = r.matched + 1
+          slots:acquire()
+          task.spawn(pair, { kf = kc, serial = key, ssl_id = ssl_id, doc = doc })
+        else
+          r:unmatched_serial(key or "(empty)")
+        end
+      end
+    end
+  end)
+  for _ = 1, limit do slots:acquire() end -- every pair in flight is finished
+  if not ok then return first_line(err) end
+end
+
+return M

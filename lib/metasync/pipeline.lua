@@ -1,0 +1,60 @@
+-- The data path of one run, top to bottom; each stage is one module. The policy (a table of
+-- hooks, see scripts/sctokf.lua) decides everything a site might want to change.
+--
+-- Everything that can end a run with exit 1 happens before the first write: configuration,
+-- pre-flight of both APIs, banned characters, the field-definition diff and the complete
+-- Sectigo index. After that, failures are counted per certificate and the run ends with 2.
+local log = require("metasync.log")
+local setup = require("metasync.setup")
+local fieldset = require("metasync.fieldset")
+local scindex = require("metasync.scindex")
+local kfstream = require("metasync.kfstream")
+local pair = require("metasync.pair")
+
+local M = {}
+local fatal = fieldset.fatal
+
+local function writes(ctx)
+  return ctx.sectigo.rest.stats.writes + ctx.keyfactor.rest.stats.writes
+end
+
+-- run(policy, opts) -> exit code
+function M.run(policy, opts)
+  -- 1. Setup: configuration, logging, clients.
+  local ctx, rc = setup.context(policy, opts)
+  if not ctx then return rc end
+  ctx.direction = policy.direction
+
+  -- 2. Pre-flight: both APIs answer with our credentials before anything is written.
+  local err
+  ctx.sectigo_fields, err = ctx.sectigo:custom_fields()
+  if not ctx.sectigo_fields then fatal("cannot reach Sectigo: %s", err) end
+  ctx.kf_fields, err = ctx.keyfactor:metadata_fields()
+  if not ctx.kf_fields then fatal("cannot reach Keyfactor: %s", err) end
+
+  -- 3. The field list, Keyfactor names, and the definition diff.
+  local defs = fieldset.prepare(ctx, policy)
+
+  -- 4. The Sectigo index (list pages or the bulk report).
+  ctx.index = scindex.build(ctx, policy)
+
+  -- 5. Field definitions: the first write.
+  fieldset.apply(ctx, defs)
+
+  -- 6 + 7. The Keyfactor stream; each matched pair read, decided and written in its own task.
+  -- Enough pairs in flight to keep both APIs' request caps busy at once.
+  pair.prepare(ctx)
+  local limit = ctx.concurrency.sectigo + ctx.concurrency.keyfactor + 8
+  local lerr = kfstream.run(ctx, policy, ctx.index, pair[policy.direction], limit)
+  if lerr then
+    local msg = "listing Keyfactor certificates failed: " .. lerr
+    if writes(ctx) == 0 then fatal("%s", msg) end
+    ctx.report:listing_failed(msg)
+  end
+  log.info("sync", "%d certificates updated, %d failed", ctx.report.updated, #ctx.report.failed)
+
+  -- 8. The summary; the exit code says whether everything succeeded.
+  return ctx.report:finish()
+end
+
+return M

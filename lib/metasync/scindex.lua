@@ -1,0 +1,108 @@
+-- Stage 4 of a run: the Sectigo index, normalised serial -> what matching and writing need.
+-- From the list pages it holds only the sslId (an integer per certificate); from the bulk
+-- report (sectigoBulkReads) an entry also carries the mapped values (metasync.bulk). Nothing
+-- else of a listing is kept, so the index costs a few hundred bytes per certificate at most.
+local log = require("metasync.log")
+local serial = require("metasync.serial")
+local bulk = require("metasync.bulk")
+local fields = require("metasync.fields")
+
+local M = {}
+local Index = {}
+Index.__index = Index
+
+local fatal = require("metasync.fieldset").fatal
+
+-- get(key) -> sslId, details-shaped doc (bulk only) | nil
+function Index:get(key)
+  local e = self.map[key]
+  if e == nil then return nil end
+  if type(e) == "number" then return e end
+  return e[1], bulk.doc(e, self.slots)
+end
+
+local function add(ix, key, value)
+  if ix.map[key] ~= nil then
+    ix.dups = ix.dups + 1
+    log.warn("sync", "Sectigo serial %s appears more than once; the first is used", key)
+    return
+  end
+  ix.map[key] = value
+  ix.size = ix.size + 1
+end
+
+local function from_listing(ctx, ix, filters)
+  for _, filter in ipairs(filters) do
+    local ok, err = pcall(function()
+      for c in ctx.sectigo:certificates(filter) do
+        local key = serial.normalise(c.serialNumber)
+        local id = math.tointeger(c.sslId or c.id)
+        if not key then
+          ix.skipped = ix.skipped + 1
+        elseif not id or id < 1 then
+          ix.bad = ix.bad + 1
+          log.warn("sync", "Sectigo certificate with serial %s has no usable sslId (%s); skipped", key, tostring(c.sslId))
+        else
+          add(ix, key, id)
+        end
+      end
+    end)
+    if not ok then fatal("listing Sectigo certificates failed: %s", tostring(err):match("^[^\n]*")) end
+  end
+end
+
+-- slots(ctx) -> bulk slots and whether details are still needed (a mapped path no row has)
+local function bulk_slots(ctx)
+  local custom, manual = {}, {}
+  if ctx.direction == "kftosc" then
+    -- The merged list sent back needs every active custom field's value.
+    for name, def in pairs(fields.by_name(ctx.sectigo_fields)) do
+      if fields.active(def) then custom[#custom + 1] = def.name or name end
+    end
+    table.sort(custom)
+  else
+    for _, f in ipairs(ctx.fields) do
+      if f.kind == "custom" and f.sectigo then custom[#custom + 1] = f.sectigo
+      elseif f.kind == "manual" then manual[#manual + 1] = f.sectigo end
+    end
+  end
+  local slots, missing = bulk.plan(custom, {})
+  local need_details = false
+  for _, p in ipairs(manual) do
+    local more = bulk.plan({}, { p })
+    if more then slots[#slots + 1] = more[1]
+    else need_details = true; missing = p end
+  end
+  return slots, need_details, missing
+end
+
+-- build(ctx, policy) -> index. A failed listing (or an unusable report under
+-- sectigoBulkReads "on") is fatal: this is still before the first write.
+function M.build(ctx, policy)
+  local ix = setmetatable({ map = {}, size = 0, skipped = 0, dups = 0, bad = 0, bulk = false }, Index)
+  local filters = policy.sectigo_filters(ctx)
+  local mode = ctx.cfg.sectigoBulkReads or "off"
+  if mode ~= "off" then
+    local slots, need_details, missing = bulk_slots(ctx)
+    ix.slots = slots
+    local ok, err, unavailable = bulk.build(ctx, filters, slots, function(key, e) add(ix, key, e) end)
+    if ok then
+      ix.bulk, ix.need_details = true, need_details
+      if need_details then
+        log.info("sync", "bulk reads: details path '%s' is not in report rows; details are fetched for each matched certificate",
+          tostring(missing))
+      end
+    elseif mode == "on" or not unavailable then
+      fatal("Sectigo bulk report failed (sectigoBulkReads is %s): %s", mode, tostring(err))
+    else
+      log.warn("sync", "Sectigo bulk report is not available (%s); falling back to the list and details", tostring(err))
+      ix.map, ix.size, ix.dups, ix.slots = {}, 0, 0, nil
+    end
+  end
+  if not ix.bulk then from_listing(ctx, ix, filters) end
+  log.info("sync", "Sectigo index: %d certificates by serial (%d without a serial)%s", ix.size, ix.skipped,
+    ix.bulk and ", from the bulk report" or "")
+  return ix
+end
+
+return M
