@@ -11,7 +11,7 @@
 -- Every hook receives `ctx`: ctx.cfg (config.json, with defaults filled in), ctx.sectigo_fields
 -- (Sectigo custom field definitions), ctx.banned (bannedcharacters.json), ctx.date_format
 -- (Keyfactor's keyfactorDateFormat), ctx.sectigo_date_format (Sectigo's own, MM/dd/yyyy),
--- ctx.dry_run, ctx.log. The library does the mechanics: it lists both sides, matches them by
+-- ctx.today (the run's date, UTC yyyy-MM-dd), ctx.dry_run, ctx.log. The library does the mechanics: it lists both sides, matches them by
 -- serial number, compares values and writes only what differs.
 
 local fields = require("metasync.fields")
@@ -104,7 +104,7 @@ function policy.include(cert, ctx)
   if not ctx.cfg.syncRevokedAndExpiredCerts then
     if cert.CertState == 2 then return false end -- revoked
     local na = type(cert.NotAfter) == "string" and cert.NotAfter:sub(1, 10)
-    if na and na:match("^%d%d%d%d%-%d%d%-%d%d$") and na < os.date("!%Y-%m-%d") then return false end
+    if na and na:match("^%d%d%d%d%-%d%d%-%d%d$") and na < (ctx.today or os.date("!%Y-%m-%d")) then return false end
   end
   return true
 end

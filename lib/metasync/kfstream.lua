@@ -1,9 +1,9 @@
 -- Stage 6 of a run: the Keyfactor listing, streamed page by page (metasync.pager's sliding
 -- window). Each certificate goes through the policy's include hook and matching by serial;
--- a matched pair is handed to work(ctx, policy, pair) in a task of its own. At most `limit`
--- pairs are in flight: when they are, the listing waits (backpressure), so memory holds a few
--- pages and the pairs in flight, never the inventory. Keyfactor certificates are never
--- collected into a list.
+-- a matched pair is handed to work(ctx, policy, pair, spawn), which runs its I/O through
+-- spawn (a task each). At most `limit` such tasks are in flight: when they are, the listing
+-- waits (backpressure), so memory holds a few pages and the pairs in flight, never the
+-- inventory. Keyfactor certificates are never collected into a list.
 local task = require("metasync.task")
 local serial = require("metasync.serial")
 
@@ -19,8 +19,9 @@ function M.run(ctx, policy, index, work, limit)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
   q.fields = q.fields or policy.keyfactor_fields
   local slots = task.semaphore(limit)
-  local function pair(p)
-    local ok, err = xpcall(work, debug.traceback, ctx, policy, p)
+  -- One bad record fails that record: a hook's error is the certificate's failure.
+  local function body(fn, p)
+    local ok, err = xpcall(fn, debug.traceback)
     if not ok then r:fail(p.serial, first_line(err)) end
     slots:release()
   end
@@ -40,8 +41,12 @@ function M.run(ctx, policy, index, work, limit)
         if key then ssl_id, doc = index:get(key) end
         if ssl_id then
           r.matched = r.matched + 1
-          slots:acquire()
-          task.spawn(pair, { kf = kc, serial = key, ssl_id = ssl_id, doc = doc })
+          local p = { kf = kc, serial = key, ssl_id = ssl_id, doc = doc }
+          local wok, werr = pcall(work, ctx, policy, p, function(fn)
+            slots:acquire()
+            task.spawn(body, fn, p)
+          end)
+          if not wok then r:fail(key, first_line(werr)) end
         else
           r:unmatched_serial(key or "(empty)")
         end

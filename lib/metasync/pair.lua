@@ -1,8 +1,11 @@
--- Stage 7 of a run: one matched certificate pair, start to finish, in its own task. Read the
--- source values (the bulk entry, or one details GET), decide per field (the policy's
--- conversion, compared by meaning: see metasync.values), then write at once or print the
--- dry-run lines. Only counts and failures stay behind (metasync.report).
+-- Stage 7 of a run: one matched certificate pair, start to finish. Read the source values (the
+-- bulk entry, or one details GET), decide per field (the policy's conversion, compared by
+-- meaning: see metasync.values), then write at once or print the dry-run lines. Only counts
+-- and failures stay behind (metasync.report).
 -- A pair: {kf = Keyfactor certificate, serial = normalised serial, ssl_id =, doc = bulk doc|nil}.
+-- Each direction is called as fn(ctx, policy, pair, spawn): whatever does I/O goes through
+-- spawn(fn), which runs fn in a task of its own (bounded by the caller); a pair whose values
+-- are already at hand is decided on the spot, and only its write, if any, becomes a task.
 local log = require("metasync.log")
 local values = require("metasync.values")
 local fields = require("metasync.fields")
@@ -34,7 +37,7 @@ end
 -- settle(ctx, p, target, id_label, label, changes, problems, write): the outcome of one pair.
 -- A certificate with a field that could not be converted still gets its other fields, but
 -- counts as failed, once.
-local function settle(ctx, p, target, id_label, label, changes, problems, write)
+local function settle(ctx, p, target, id_label, label, changes, problems, write, spawn)
   local r = ctx.report
   local problem = #problems > 0 and table.concat(problems, "; ") or nil
   if #changes == 0 then
@@ -53,25 +56,25 @@ local function settle(ctx, p, target, id_label, label, changes, problems, write)
     r:changed(p.serial, id_label, changes)
     return
   end
-  local ok, err = write()
-  if not ok then return r:fail(p.serial, first_line(err or "write failed")) end
-  r.updated = r.updated + 1
-  r:changed(p.serial, id_label, changes)
-  if problem then r:fail(p.serial, problem) end
+  local function go()
+    local ok, err = write()
+    if not ok then return r:fail(p.serial, first_line(err or "write failed")) end
+    r.updated = r.updated + 1
+    r:changed(p.serial, id_label, changes)
+    if problem then r:fail(p.serial, problem) end
+  end
+  if spawn then spawn(go) else go() end
 end
 
 -- details(ctx, p) -> the Sectigo source document for a pair, or nil after recording why.
-local function details(ctx, p, need)
-  if p.doc and not need then return p.doc end
+local function details(ctx, p)
   local d, err = ctx.sectigo:details(p.ssl_id)
   if not d then ctx.report:fail(p.serial, first_line(err or "details not fetched")) end
   return d
 end
 
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
-function M.sctokf(ctx, policy, p)
-  local d = details(ctx, p, ctx.index.need_details)
-  if not d then return end
+local function sctokf(ctx, policy, p, d, spawn)
   local changes, payload, problems = {}, {}, {}
   for _, f in ipairs(ctx.fields) do
     local change, problem = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
@@ -84,7 +87,15 @@ function M.sctokf(ctx, policy, p)
   end
   local id = p.kf.Id
   settle(ctx, p, "Keyfactor", "Keyfactor id " .. tostring(id), p.kf.IssuedCN, changes, problems,
-    function() return ctx.keyfactor:update_metadata(id, payload) end)
+    function() return ctx.keyfactor:update_metadata(id, payload) end, spawn)
+end
+
+function M.sctokf(ctx, policy, p, spawn)
+  if p.doc and not ctx.index.need_details then return sctokf(ctx, policy, p, p.doc, spawn) end
+  spawn(function()
+    local d = details(ctx, p)
+    if d then sctokf(ctx, policy, p, d) end
+  end)
 end
 
 -- prepare_kftosc(ctx): the custom fields kftosc may write, once per run. Sectigo refuses a
@@ -115,16 +126,8 @@ end
 
 -- kftosc: Keyfactor metadata -> Sectigo custom fields (custom fields only). The complete
 -- merged custom field list is sent so no other field is dropped; comments are never sent.
-function M.kftosc(ctx, policy, p)
+local function kftosc(ctx, policy, p, d, spawn)
   local custom, writable = ctx.kftosc.custom, ctx.kftosc.writable
-  -- Only certificates carrying a value for a mapped field need their Sectigo side.
-  local any = false
-  for _, f in ipairs(custom) do
-    if not values.absent(policy.source_value(f, nil, p.kf, ctx)) then any = true; break end
-  end
-  if not any then ctx.report.unchanged = ctx.report.unchanged + 1; return end
-  local d = details(ctx, p, false)
-  if not d then return end
   local changes, problems, newvals = {}, {}, {}
   for _, f in ipairs(custom) do
     local change, problem = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
@@ -151,7 +154,21 @@ function M.kftosc(ctx, policy, p)
   end
   local id = math.tointeger(d.id) or p.ssl_id
   settle(ctx, p, "Sectigo", "Sectigo sslId " .. tostring(id), d.commonName or p.kf.IssuedCN, changes, problems,
-    function() return ctx.sectigo:update(id, merged) end)
+    function() return ctx.sectigo:update(id, merged) end, spawn)
+end
+
+function M.kftosc(ctx, policy, p, spawn)
+  -- Only certificates carrying a value for a mapped field need their Sectigo side.
+  local any = false
+  for _, f in ipairs(ctx.kftosc.custom) do
+    if not values.absent(policy.source_value(f, nil, p.kf, ctx)) then any = true; break end
+  end
+  if not any then ctx.report.unchanged = ctx.report.unchanged + 1; return end
+  if p.doc then return kftosc(ctx, policy, p, p.doc, spawn) end
+  spawn(function()
+    local d = details(ctx, p)
+    if d then kftosc(ctx, policy, p, d) end
+  end)
 end
 
 return M

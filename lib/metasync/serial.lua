@@ -5,10 +5,19 @@ local M = {}
 
 -- normalise(s) -> canonical uppercase hex without separators or leading zeros, or nil when
 -- there is nothing to match on (nil, empty, all separators). A serial of only zeros becomes "0".
+local find, byte = string.find, string.byte
+
 function M.normalise(s)
   if s == nil then return nil end
-  if type(s) == "number" then s = string.format("%X", s) end
+  if type(s) == "number" then
+    -- A serial that is not an integer (1.5, 1e300) is no serial at all.
+    if math.type(s) ~= "integer" then return nil end
+    s = string.format("%X", s)
+  end
   if type(s) ~= "string" then return nil end
+  -- The common case, already canonical: one scan, no new string (called for every
+  -- certificate on both sides).
+  if s ~= "" and byte(s, 1) ~= 48 and not find(s, "[^0-9A-F]") then return s end
   local t = s:gsub("[:%s]", ""):upper()
   if t == "" then return nil end
   local stripped = t:gsub("^0+", "")

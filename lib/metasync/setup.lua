@@ -54,7 +54,7 @@ end
 
 -- context(policy, opts) -> ctx, or nil, exit code after printing why. ctx is what every hook
 -- receives: cfg, options, dry_run, banned, date_format (Keyfactor's), sectigo_date_format,
--- report, log, sectigo, keyfactor, concurrency.
+-- today (UTC, yyyy-MM-dd, fixed for the run), report, log, sectigo, keyfactor, concurrency.
 function M.context(policy, opts)
   local cfg, errs, warnings = config.load(opts.config_dir or "config")
   if not cfg then
@@ -73,7 +73,7 @@ function M.context(policy, opts)
     opts.dry_run and " (dry run)" or "")
   for _, w in ipairs(warnings) do log.warn("config", "%s", w) end
   local ctx = { cfg = cfg, options = opts, dry_run = opts.dry_run and true or false, banned = cfg.banned,
-    date_format = cfg.keyfactorDateFormat, sectigo_date_format = "MM/dd/yyyy",
+    date_format = cfg.keyfactorDateFormat, sectigo_date_format = "MM/dd/yyyy", today = os.date("!%Y-%m-%d"),
     report = report.new(policy.direction), log = log }
   ctx.report.dry_run = ctx.dry_run
   ctx.sectigo, ctx.keyfactor = M.clients(cfg, opts)

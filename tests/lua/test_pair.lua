@@ -35,7 +35,7 @@ local policy = {
 }
 ctx.report.matched = 1
 pair.prepare(ctx)
-pair.kftosc(ctx, policy, { serial = "A1", ssl_id = 7, kf = { Id = 1, Metadata = { CostCenter = "new", LegacyCode = "LC-9" } } })
+pair.kftosc(ctx, policy, { serial = "A1", ssl_id = 7, kf = { Id = 1, Metadata = { CostCenter = "new", LegacyCode = "LC-9" } } }, function(fn) fn() end)
 assert(#sent == 1, "one update")
 local by = {}
 for _, cf in ipairs(sent[1].cfs) do by[cf.name] = cf.value end
@@ -48,7 +48,7 @@ assert(ctx.report.updated == 1 and ctx.report.planned == 1, "counted as updated"
 -- a certificate without any mapped Keyfactor value needs no Sectigo read at all
 local reads = 0
 ctx.sectigo.details = function() reads = reads + 1; return { id = 8, customFields = {} } end
-pair.kftosc(ctx, policy, { serial = "B2", ssl_id = 8, kf = { Id = 2, Metadata = {} } })
+pair.kftosc(ctx, policy, { serial = "B2", ssl_id = 8, kf = { Id = 2, Metadata = {} } }, function(fn) fn() end)
 assert(reads == 0 and ctx.report.unchanged == 1, "no details GET for a certificate with nothing to send")
 
 -- a bulk entry's doc is used as it is: no details GET

@@ -6,6 +6,8 @@ assert(n("0:0A") == "A")
 assert(n("") == nil and n(nil) == nil and n("  : ") == nil, "an empty serial never matches")
 assert(n("000") == "0")
 assert(n("00:AB:CD") == n("abcd"))
+assert(n("ABCDEF01") == "ABCDEF01" and n("0ABC") == "ABC" and n("ab") == "AB", "fast path and the rest agree")
+assert(n(0xAB) == "AB" and n(1.5) == nil and n(1e300) == nil, "a non-integer number is no serial")
 local idx, skipped, dups = serial.index({ { s = "0A:BC" }, { s = "" }, { s = "abc" }, { s = nil } },
   function(x) return x.s end)
 assert(idx["ABC"].s == "0A:BC", "first entry wins")
