@@ -99,7 +99,9 @@ function Client:pages(path, query, page_size, fields)
     end
     return list, tonumber(resp.headers and resp.headers["x-total-count"])
   end
-  return pager.stream { size = page_size, window = self.page_window or self.concurrency, fetch = fetch,
+  -- A few pages in flight are plenty: one page of certificates keeps the writes behind it
+  -- busy for a while, and every page held costs memory (up to 2 x window pages are).
+  return pager.stream { size = page_size, window = self.page_window or math.min(4, self.concurrency), fetch = fetch,
     what = "Keyfactor " .. path,
     key = function(item)
       if type(item) ~= "table" then return false end -- not a record: dropped
