@@ -1,0 +1,74 @@
+-- kfstream over a fake Keyfactor listing: every certificate goes through include and
+-- matching once, matched pairs run with at most `limit` tasks in flight, the listing waits
+-- while they are (backpressure: it never runs far ahead of the work), a hook's error fails
+-- that one record, and a listing that breaks off is reported after the pairs in flight finish.
+local task = require("metasync.task")
+local report = require("metasync.report")
+local kfstream = require("metasync.kfstream")
+
+local N, LIMIT = 300, 5
+local function world(fail_at)
+  local handed = 0
+  local kf = {
+    certificates = function()
+      local i = 0
+      return function()
+        i = i + 1
+        if fail_at and i == fail_at then error("Keyfactor /Certificates: page 3: HTTP 500", 0) end
+        if i > N then return nil end
+        handed = handed + 1
+        return { Id = i, SerialNumber = string.format("%X", 4096 + i), IssuerDN = "Sectigo" }
+      end
+    end,
+  }
+  return kf, function() return handed end
+end
+local index = { get = function(_, key)
+  local n = tonumber(key, 16) - 4096
+  if n % 10 == 0 then return nil end -- every tenth is unmatched
+  return n + 100000
+end }
+local policy = {
+  keyfactor_query = function() return {} end,
+  include = function(c)
+    if c.Id == 7 then error("odd record") end
+    return c.Id % 50 ~= 0
+  end,
+}
+
+require("metasync.log").set_level("fatal")
+local kf, handed = world()
+local ctx = { cfg = { keyfactorPageSize = 10 }, keyfactor = kf, report = report.new("sctokf") }
+local inflight, max_inflight, max_ahead, done = 0, 0, 0, 0
+local function work(_, _, p, spawn)
+  spawn(function()
+    inflight = inflight + 1
+    max_inflight = math.max(max_inflight, inflight)
+    local r = ctx.report
+    max_ahead = math.max(max_ahead, handed() - done - r.skipped - r.unmatched - #r.failed)
+    task.sleep(0.001)
+    inflight = inflight - 1
+    done = done + 1
+    assert(p.ssl_id == tonumber(p.serial, 16) - 4096 + 100000)
+  end)
+end
+local err = kfstream.run(ctx, policy, index, work, LIMIT)
+local r = ctx.report
+assert(err == nil, tostring(err))
+assert(max_inflight == LIMIT, "pairs in flight: " .. max_inflight)
+-- the listing never runs ahead of the work by more than the pairs in flight
+assert(max_ahead <= LIMIT + 1, "listing ahead of the work by " .. max_ahead)
+assert(r.skipped == 6, "skipped by include: " .. r.skipped)
+assert(#r.failed == 1 and r.failed[1].reason:find("policy.include: .*odd record"), "a hook error fails its record")
+assert(r.unmatched == 24, "unmatched: " .. r.unmatched) -- Id 10, 20, ... but not 50, 100 ... (skipped first)
+assert(r.matched == done and done == N - 6 - 1 - 24, "matched " .. r.matched .. ", done " .. done)
+
+-- a listing that breaks off: the error comes back after the pairs already started are done
+kf = world(40)
+ctx = { cfg = { keyfactorPageSize = 10 }, keyfactor = kf, report = report.new("sctokf") }
+local finished = 0
+err = kfstream.run(ctx, { keyfactor_query = policy.keyfactor_query, include = function() return true end }, index,
+  function(_, _, _, spawn) spawn(function() task.sleep(0.002); finished = finished + 1 end) end, LIMIT)
+assert(err and err:find("page 3: HTTP 500", 1, true), tostring(err))
+assert(finished == ctx.report.matched, "every started pair finished: " .. finished .. "/" .. ctx.report.matched)
+print("ok")
