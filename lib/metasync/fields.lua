@@ -148,6 +148,11 @@ end
 function M.custom_value(details, name)
   local cfs = type(details) == "table" and details.customFields
   if type(cfs) ~= "table" then return nil end
+  -- The exact name first: it is the usual case and needs no new strings (this runs for
+  -- every field of every certificate).
+  for _, cf in ipairs(cfs) do
+    if type(cf) == "table" and cf.name == name then return cf.value end
+  end
   local low = name:lower()
   for _, cf in ipairs(cfs) do
     if type(cf) == "table" and type(cf.name) == "string" and cf.name:lower() == low then return cf.value end
