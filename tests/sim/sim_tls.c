@@ -102,6 +102,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 size_t sim_tls_options(const struct sim_tls *t, struct MHD_OptionItem *out, size_t max)
 {
   size_t n = 0;
+  /* The list is always terminated: the caller hands it to MHD_OPTION_ARRAY either way. */
+  if (max > 0)
+    out[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   if (!t->on || max < 5)
     return 0;
   out[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, t->cert};
