@@ -1,12 +1,14 @@
 /*
  * metasync.http: HTTP requests on libcurl's multi interface, driven by the scheduler's loop.
  *
- * One easy handle per request, one multi handle per process, so connections are kept and reused
- * per host. A per-host limiter (concurrency cap + token bucket) parks requests in C until they
- * may start; nothing blocks the loop. Retries are policy and live in Lua (lib/metasync/rest.lua).
+ * One multi handle per process, so connections are kept and reused per host. A request is a Req
+ * with its own easy handle; finished ones go back to a free list with their handle and buffers,
+ * so curl's per-handle state is set up once, not per request. A per-host limiter (concurrency
+ * cap + token bucket, http_host.c) parks requests in C until they may start; nothing blocks the
+ * loop. Retries are policy and live in Lua (lib/metasync/rest.lua).
  */
+#include "http.h"
 #include "modules.h"
-#include "sched.h"
 
 #include <ctype.h>
 #include <lauxlib.h>
@@ -16,78 +18,51 @@
 
 #define RESP_HDR_MT "metasync.http.headers"
 #define DEFAULT_MAX_BODY (64L * 1024 * 1024)
+#define POOL_MAX 1024            /* free requests kept for reuse */
+#define KEEP_BUF (256 * 1024)    /* larger buffers are freed when a request is recycled */
 
-typedef struct Buf {
-  char *p;
-  size_t len, cap;
-} Buf;
+static Req *pool;       /* free list, linked through next */
+static int npool;
+static Req *building;   /* taken from the pool, not yet submitted: recycled if l_request raised */
 
-typedef struct Host Host;
+/* User-Agent and Accept-Encoding go in the request's own header list, as curl would write them:
+ * curl formats its own ones afresh for every request. Not when a proxy is in use (curl also sends
+ * the User-Agent in a CONNECT, from the option only). */
+#define USER_AGENT "metasync/" METASYNC_VERSION
+static char accept_encoding[64]; /* what CURLOPT_ACCEPT_ENCODING "" stands for in this libcurl */
+static int proxy_env;            /* a standard proxy variable is set */
 
-typedef struct Req {
-  CURL *easy;
-  struct curl_slist *hdrs;
-  Buf body, head;
-  size_t max_body;
-  int too_big;
-  char method[16];
-  char errbuf[CURL_ERROR_SIZE];
-  CURLcode result;
-  Host *host;
-  struct Req *next; /* parked list */
-  struct Req *live_prev, *live_next; /* every request handed to the loop, for cleanup at exit */
-  int in_flight;
-  double started;
-  /* who waits: a task (woken with the response) or a blocking caller (polls `done`) */
-  Task *waiter;
-  unsigned gen;
-  int pin;
-  volatile int done;
-} Req;
+/* ---- buffers ---- */
 
-struct Host {
-  char key[300];
-  int cap;                      /* 0: no cap */
-  double rate, burst, tokens, last;
-  int inflight, max_inflight;
-  long requests, failures;
-  Req *park_head, *park_tail;
-  int parked;
-  int timer_armed;
-  Host *next;
-};
-
-static Host *hosts;
-static Req *live; /* requests owned by the loop (parked or in flight) */
-
-static void live_add(Req *r) {
-  r->live_prev = NULL;
-  r->live_next = live;
-  if (live) live->live_prev = r;
-  live = r;
-}
-
-static void live_remove(Req *r) {
-  if (r->live_prev) r->live_prev->live_next = r->live_next;
-  else if (live == r) live = r->live_next;
-  if (r->live_next) r->live_next->live_prev = r->live_prev;
-  r->live_prev = r->live_next = NULL;
+static int buf_reserve(Buf *b, size_t need) {
+  if (need <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 1024;
+  while (cap < need) cap *= 2;
+  char *np = realloc(b->p, cap);
+  if (!np) return -1;
+  b->p = np;
+  b->cap = cap;
+  return 0;
 }
 
 static int buf_add(Buf *b, const char *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) return -1;
-    b->p = np;
-    b->cap = cap;
-  }
+  if (b->len + n + 1 > b->cap && buf_reserve(b, b->len + n + 1) != 0) return -1;
   memcpy(b->p + b->len, p, n);
   b->len += n;
   b->p[b->len] = '\0';
   return 0;
 }
+
+static void buf_recycle(Buf *b) {
+  b->len = 0;
+  if (b->cap > KEEP_BUF) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+  }
+}
+
+/* ---- curl callbacks ---- */
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   Req *r = ud;
@@ -95,6 +70,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   if (r->body.len + len > r->max_body) {
     r->too_big = 1;
     return 0;
+  }
+  if (r->body.len == 0) {
+    /* One allocation for the whole body when the server announced its length. */
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+        (size_t)cl <= r->max_body)
+      buf_reserve(&r->body, (size_t)cl + 1);
   }
   return buf_add(&r->body, p, len) == 0 ? len : 0;
 }
@@ -108,126 +90,71 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return buf_add(&r->head, p, len) == 0 ? len : 0;
 }
 
-static void req_free(Req *r) {
+/* ---- the pool of requests ---- */
+
+/* The options every request has: set on a new handle and again after curl_easy_reset. */
+static void set_constant_options(Req *r) {
+  CURL *e = r->easy;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  r->ua = 0;
+  sched_prepare_easy(e);
+}
+
+static void req_destroy(Req *r) {
   if (r->easy) curl_easy_cleanup(r->easy);
-  curl_slist_free_all(r->hdrs);
+  for (int i = 0; i < PROF_N; i++) free(r->prof[i]);
+  free(r->nodes);
+  free(r->lines.p);
   free(r->body.p);
   free(r->head.p);
   free(r);
 }
 
-/* ---- hosts and the limiter ---- */
-
-/* "host:port" of a URL, lowercased, with the scheme's default port. */
-static void url_hostkey(const char *url, char *out, size_t outsz) {
-  out[0] = '\0';
-  CURLU *u = curl_url();
-  if (!u) return;
-  char *host = NULL, *port = NULL;
-  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-    snprintf(out, outsz, "%s:%s", host, port);
-    for (char *c = out; *c; c++) *c = (char)tolower((unsigned char)*c);
-  }
-  curl_free(host);
-  curl_free(port);
-  curl_url_cleanup(u);
-}
-
-static Host *host_get(const char *key) {
-  for (Host *h = hosts; h; h = h->next)
-    if (strcmp(h->key, key) == 0) return h;
-  Host *h = calloc(1, sizeof *h);
-  if (!h) return NULL;
-  snprintf(h->key, sizeof h->key, "%s", key);
-  h->next = hosts;
-  hosts = h;
-  return h;
-}
-
-static void refill(Host *h) {
-  if (h->rate <= 0) return;
-  double now = sched_now();
-  h->tokens += (now - h->last) * h->rate;
-  if (h->tokens > h->burst) h->tokens = h->burst;
-  h->last = now;
-}
-
-static void start(Req *r) {
-  Host *h = r->host;
-  h->inflight++;
-  if (h->inflight > h->max_inflight) h->max_inflight = h->inflight;
-  h->requests++;
-  r->in_flight = 1;
-  r->started = sched_now();
-  curl_multi_add_handle(sched_multi(), r->easy);
-}
-
-static void dispatch(Host *h);
-
-static void rate_timer(void *arg) {
-  Host *h = arg;
-  h->timer_armed = 0;
-  dispatch(h);
-}
-
-/* Start parked requests while the host's cap and bucket allow. */
-static void dispatch(Host *h) {
-  while (h->park_head) {
-    if (h->cap > 0 && h->inflight >= h->cap) return;
-    if (h->rate > 0) {
-      refill(h);
-      if (h->tokens < 1) {
-        if (!h->timer_armed) {
-          h->timer_armed = 1;
-          sched_timer_add((1 - h->tokens) / h->rate, rate_timer, h);
-        }
-        return;
-      }
-      h->tokens -= 1;
-    }
-    Req *r = h->park_head;
-    h->park_head = r->next;
-    if (!h->park_head) h->park_tail = NULL;
-    h->parked--;
+static Req *req_take(void) {
+  Req *r = pool;
+  if (r) {
+    pool = r->next;
+    npool--;
     r->next = NULL;
-    start(r);
+    return r;
   }
+  r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  if (!(r->easy = curl_easy_init())) {
+    free(r);
+    return NULL;
+  }
+  set_constant_options(r);
+  return r;
 }
 
-static void submit(Req *r) {
-  Host *h = r->host;
-  live_add(r);
-  r->next = NULL;
-  if (h->park_tail) h->park_tail->next = r;
-  else h->park_head = r;
-  h->park_tail = r;
-  h->parked++;
-  dispatch(h);
-}
-
-/* Take r out of the machinery before its owner gives up on it (interrupted blocking call). */
-static void withdraw(Req *r) {
-  Host *h = r->host;
-  live_remove(r);
-  if (r->in_flight) {
-    curl_multi_remove_handle(sched_multi(), r->easy);
-    h->inflight--;
-    r->in_flight = 0;
-    dispatch(h);
+/* Back to the free list; the handle keeps its options, which the next request overwrites. */
+static void req_release(Req *r) {
+  if (npool >= POOL_MAX) {
+    req_destroy(r);
     return;
   }
-  Req **pp = &h->park_head, *prev = NULL;
-  while (*pp && *pp != r) {
-    prev = *pp;
-    pp = &(*pp)->next;
-  }
-  if (*pp) {
-    *pp = r->next;
-    if (h->park_tail == r) h->park_tail = prev;
-    h->parked--;
-  }
+  buf_recycle(&r->body);
+  buf_recycle(&r->head);
+  buf_recycle(&r->lines);
+  r->too_big = 0;
+  r->errbuf[0] = '\0';
+  r->result = CURLE_OK;
+  r->host = NULL;
+  r->in_flight = 0;
+  r->waiter = NULL;
+  r->done = 0;
+  r->next = pool;
+  pool = r;
+  npool++;
 }
 
 /* ---- responses ---- */
@@ -252,19 +179,28 @@ static const char *error_kind(CURLcode c) {
 
 /* Parse the kept header block into t (lowercased names; repeated names joined with ", "). */
 static void push_headers(lua_State *L, const Buf *head) {
-  lua_newtable(L);
-  luaL_setmetatable(L, RESP_HDR_MT);
   const char *p = head->p, *end = head->p ? head->p + head->len : NULL;
+  int n = 0;
+  for (const char *c = p; c && (c = memchr(c, '\n', (size_t)(end - c))); c++) n++;
+  lua_createtable(L, 0, n);
+  luaL_setmetatable(L, RESP_HDR_MT);
   if (!p) return;
+  char lname[64];
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) eol = end;
     const char *colon = memchr(p, ':', (size_t)(eol - p));
-    if (colon && colon > p && memcmp(p, "HTTP/", 5) != 0) {
-      luaL_Buffer name;
-      luaL_buffinit(L, &name);
-      for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
-      luaL_pushresult(&name);
+    if (colon && colon > p && !(eol - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
+      size_t nl = (size_t)(colon - p);
+      if (nl <= sizeof lname) {
+        for (size_t i = 0; i < nl; i++) lname[i] = (char)tolower((unsigned char)p[i]);
+        lua_pushlstring(L, lname, nl);
+      } else {
+        luaL_Buffer name;
+        luaL_buffinit(L, &name);
+        for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
+        luaL_pushresult(&name);
+      }
       const char *v = colon + 1, *ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
@@ -286,9 +222,9 @@ static void push_headers(lua_State *L, const Buf *head) {
 /* Push `response` or `nil, message, kind` for a finished request. */
 static int push_response(lua_State *L, Req *r) {
   luaL_checkstack(L, 6, NULL);
-  char *url = NULL;
-  curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
   if (r->result != CURLE_OK) {
+    char *url = NULL;
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
     if (r->too_big)
       lua_pushfstring(L, "%s %s: response body exceeds %d bytes", r->method, url ? url : "?",
                       (int)r->max_body);
@@ -320,12 +256,7 @@ static void on_done(CURLMsg *m) {
   curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
   if (!r) return;
   r->result = m->data.result;
-  curl_multi_remove_handle(sched_multi(), r->easy);
-  live_remove(r);
-  r->in_flight = 0;
-  Host *h = r->host;
-  h->inflight--;
-  if (r->result != CURLE_OK) h->failures++;
+  http_finished(r);
   if (mslog_enabled(MSLOG_DEBUG)) {
     long status = 0;
     char *url = NULL;
@@ -335,14 +266,14 @@ static void on_done(CURLMsg *m) {
           r->result ? " " : "", r->result ? curl_easy_strerror(r->result) : "",
           (sched_now() - r->started) * 1000);
   }
-  dispatch(h);
+  http_dispatch(r->host);
   if (r->waiter) {
     if (sched_waiting(r->waiter, r->gen)) {
       lua_State *co = sched_thread(r->waiter);
       sched_wake(r->waiter, push_response(co, r));
     }
     sched_unpin(sched_thread(r->waiter), r->pin);
-    req_free(r);
+    req_release(r);
   } else {
     r->done = 1;
   }
@@ -374,39 +305,128 @@ static int is_secret_header(const char *name, size_t len) {
          (len == 19 && strncasecmp(name, "proxy-authorization", 19) == 0);
 }
 
-/* Collect headers={name=value,...} into r->hdrs; trace-logs them with secrets masked. */
-static void set_headers(lua_State *L, Req *r, int has_body) {
-  lua_getfield(L, 1, "headers");
-  if (lua_istable(L, -1)) {
+/* One "Name: value" line into r->lines; its offset is kept in the next node until the list is
+ * linked (the buffer may move while it grows). */
+static int add_line(Req *r, size_t *count, const char *n, size_t nl, const char *v, size_t vl) {
+  if (*count == r->nodecap) {
+    size_t cap = r->nodecap ? r->nodecap * 2 : 8;
+    struct curl_slist *nn = realloc(r->nodes, cap * sizeof *nn);
+    if (!nn) return -1;
+    r->nodes = nn;
+    r->nodecap = cap;
+  }
+  size_t off = r->lines.len;
+  if (buf_reserve(&r->lines, off + nl + vl + 3) != 0) return -1;
+  char *d = r->lines.p + off;
+  memcpy(d, n, nl);
+  d += nl;
+  if (v) {
+    *d++ = ':';
+    *d++ = ' ';
+    memcpy(d, v, vl);
+    d += vl;
+  }
+  *d++ = '\0';
+  r->lines.len = (size_t)(d - r->lines.p);
+  r->nodes[(*count)++].data = (char *)(uintptr_t)off;
+  return 0;
+}
+
+/* headers={name=value,...} (the table at index idx) as r's header list; trace-logs them with
+ * secrets masked. Raises on misuse (r is then recycled by the next request or at exit). */
+static struct curl_slist *set_headers(lua_State *L, Req *r, int idx, int has_body, int own) {
+  size_t count = 0;
+  int has_ua = 0, has_ae = 0;
+  r->lines.len = 0;
+  if (lua_istable(L, idx)) {
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
+    while (lua_next(L, idx)) {
       size_t nl, vl;
-      const char *n = lua_tolstring(L, -2, &nl); /* keys are strings: tolstring won't convert */
       if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
         luaL_error(L, "http.request: headers must map names to strings");
+      const char *n = lua_tolstring(L, -2, &nl);
       const char *v = lua_tolstring(L, -1, &vl);
       if (memchr(n, '\n', nl) || memchr(n, '\r', nl) || memchr(v, '\n', vl) || memchr(v, '\r', vl))
         luaL_error(L, "http.request: header '%s' contains a line break", n);
-      lua_pushfstring(L, "%s: %s", n, v);
-      struct curl_slist *nh = curl_slist_append(r->hdrs, lua_tostring(L, -1));
-      if (!nh) luaL_error(L, "out of memory");
-      r->hdrs = nh;
+      if (add_line(r, &count, n, nl, v, vl) != 0) luaL_error(L, "out of memory");
+      if (nl == 10 && strncasecmp(n, "user-agent", 10) == 0) has_ua = 1;
+      if (nl == 15 && strncasecmp(n, "accept-encoding", 15) == 0) has_ae = 1;
       if (mslog_enabled(MSLOG_TRACE))
         mslog(MSLOG_TRACE, "http", "> %s: %s", n, is_secret_header(n, nl) ? "***" : v);
-      lua_pop(L, 2);
+      lua_pop(L, 1);
     }
-  } else if (!lua_isnil(L, -1)) {
+  } else if (!lua_isnil(L, idx)) {
     luaL_error(L, "http.request: field 'headers' must be a table");
   }
-  lua_pop(L, 1);
-  if (has_body) r->hdrs = curl_slist_append(r->hdrs, "Expect:");
+  if (own && !has_ua && add_line(r, &count, "User-Agent", 10, USER_AGENT, sizeof USER_AGENT - 1) != 0)
+    luaL_error(L, "out of memory");
+  if (own && !has_ae && accept_encoding[0] &&
+      add_line(r, &count, "Accept-Encoding", 15, accept_encoding, strlen(accept_encoding)) != 0)
+    luaL_error(L, "out of memory");
+  /* No "Expect: 100-continue" round trip before a body. */
+  if (has_body && add_line(r, &count, "Expect:", 7, NULL, 0) != 0) luaL_error(L, "out of memory");
+  if (count == 0) return NULL;
+  for (size_t i = 0; i < count; i++) {
+    r->nodes[i].data = r->lines.p + (uintptr_t)r->nodes[i].data;
+    r->nodes[i].next = i + 1 < count ? &r->nodes[i + 1] : NULL;
+  }
+  return r->nodes;
 }
 
-static int req_gc(lua_State *L) {
-  Req **pr = lua_touserdata(L, 1);
-  if (*pr) req_free(*pr);
-  *pr = NULL;
-  return 0;
+/* TLS and proxy options: rarely set, so a recycled handle is only reset when they change. */
+static void set_profile(Req *r, const char *want[PROF_N], int insecure) {
+  static const CURLoption opt[PROF_N] = {CURLOPT_CAINFO, CURLOPT_SSLCERT, CURLOPT_SSLKEY,
+                                         CURLOPT_PROXY};
+  int same = r->insecure == insecure, custom = r->insecure;
+  for (int i = 0; i < PROF_N; i++) {
+    if (r->prof[i]) custom = 1;
+    if ((r->prof[i] == NULL) != (want[i] == NULL) || (want[i] && strcmp(r->prof[i], want[i]) != 0))
+      same = 0;
+  }
+  if (same) return;
+  if (custom) {
+    curl_easy_reset(r->easy);
+    set_constant_options(r);
+    r->mstate = 0;
+  }
+  int lost = 0;
+  for (int i = 0; i < PROF_N; i++) {
+    free(r->prof[i]);
+    r->prof[i] = want[i] ? strdup(want[i]) : NULL;
+    if (want[i] && !r->prof[i]) lost = 1;
+    if (want[i]) curl_easy_setopt(r->easy, opt[i], want[i]);
+  }
+  r->insecure = lost ? 2 : insecure; /* 2: not known (out of memory), reset before the next use */
+  if (insecure) {
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+}
+
+enum { M_CUSTOM = 1, M_BODY = 2 };
+
+/* The method and body, from whatever the handle's previous request left. */
+static void set_method(Req *r, const char *method, const char *body, size_t bodylen) {
+  CURL *e = r->easy;
+  if (r->mstate & M_BODY) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL); /* drops the copy */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  }
+  if (r->mstate & M_CUSTOM) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also clears NOBODY */
+  r->mstate = 0;
+  int head = strcmp(method, "HEAD") == 0;
+  if (head) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  if (body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body); /* makes it a POST */
+    r->mstate |= M_BODY;
+  }
+  /* Any other method is sent as a custom request (a PUT keeps its in-memory body). */
+  if (strcmp(method, body ? "POST" : "GET") != 0 && !(head && !body)) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    r->mstate |= M_CUSTOM;
+  }
 }
 
 /* http.request{method=, url=, headers=, body=, timeout=, connect_timeout=, cafile=, cert=, key=,
@@ -418,8 +438,9 @@ static int l_request(lua_State *L) {
   luaL_argcheck(L, url != NULL, 1, "field 'url' is required");
   const char *method = opt_string(L, "method");
   if (!method) method = "GET";
-  luaL_argcheck(L, strlen(method) < 16 && strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(method) && *method,
-                1, "field 'method' must be an uppercase HTTP method");
+  size_t ml = strlen(method);
+  luaL_argcheck(L, ml < 16 && ml > 0 && strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == ml, 1,
+                "field 'method' must be an uppercase HTTP method");
   size_t bodylen = 0;
   lua_getfield(L, 1, "body");
   const char *body = lua_tolstring(L, -1, &bodylen);
@@ -427,141 +448,67 @@ static int l_request(lua_State *L) {
   double timeout = opt_number(L, "timeout", 60), ctimeout = opt_number(L, "connect_timeout", 10);
   double max_body = opt_number(L, "max_body", (double)DEFAULT_MAX_BODY);
   luaL_argcheck(L, timeout > 0 && ctimeout > 0, 1, "timeouts must be positive");
-  const char *cafile = opt_string(L, "cafile"), *cert = opt_string(L, "cert"),
-             *key = opt_string(L, "key"), *proxy = opt_string(L, "proxy");
+  const char *prof[PROF_N] = {opt_string(L, "cafile"), opt_string(L, "cert"), opt_string(L, "key"),
+                              opt_string(L, "proxy")};
   lua_getfield(L, 1, "insecure");
   int insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "headers"); /* index 2: read below without metamethods */
 
-  /* The request is owned by a userdata until submitted, so a Lua error here frees it. */
-  Req **pr = lua_newuserdatauv(L, sizeof *pr, 0);
-  *pr = NULL;
-  lua_newtable(L);
-  lua_pushcfunction(L, req_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  Req *r = calloc(1, sizeof *r);
-  if (!r || !(r->easy = curl_easy_init())) {
-    free(r);
-    return luaL_error(L, "out of memory");
-  }
-  *pr = r;
-  snprintf(r->method, sizeof r->method, "%s", method);
+  /* Nothing between here and the hand-over runs Lua code, so no other request is built meanwhile;
+   * an error raised while building leaves r in `building`, recycled by the next call or at exit. */
+  if (building) req_release(building);
+  Req *r = building = req_take();
+  if (!r) return luaL_error(L, "out of memory");
+  memcpy(r->method, method, ml + 1);
   r->max_body = max_body > 0 ? (size_t)max_body : (size_t)DEFAULT_MAX_BODY;
-  set_headers(L, r, body != NULL);
+  set_profile(r, prof, insecure);
+  int proxied = proxy_env || prof[PROF_PROXY];
+  if (proxied != r->ua) {
+    curl_easy_setopt(r->easy, CURLOPT_USERAGENT, proxied ? USER_AGENT : NULL);
+    r->ua = proxied;
+  }
+  struct curl_slist *hdrs = set_headers(L, r, 2, body != NULL, !proxied);
 
   CURL *e = r->easy;
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "metasync/" METASYNC_VERSION);
-  if (strcmp(method, "GET") == 0) curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  else if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  else curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  if (body) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
-    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  }
-  if (cafile) curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
-  if (cert) curl_easy_setopt(e, CURLOPT_SSLCERT, cert);
-  if (key) curl_easy_setopt(e, CURLOPT_SSLKEY, key);
-  if (proxy) curl_easy_setopt(e, CURLOPT_PROXY, proxy);
-  if (insecure) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
+  set_method(r, method, body, bodylen);
 
-  char hk[300];
-  url_hostkey(url, hk, sizeof hk);
-  if (!hk[0]) {
+  r->host = http_host_for_url(url);
+  if (!r->host) {
+    building = NULL;
+    req_release(r);
     lua_pushnil(L);
     lua_pushfstring(L, "%s %s: malformed URL", method, url);
     lua_pushliteral(L, "other");
     return 3;
   }
-  r->host = host_get(hk);
-  if (!r->host) return luaL_error(L, "out of memory");
   if (mslog_enabled(MSLOG_TRACE)) mslog(MSLOG_TRACE, "http", "%s %s", method, url);
 
   Task *me = sched_task_of(L);
-  *pr = NULL; /* from here the loop owns r */
+  building = NULL; /* from here the loop owns r */
   if (me) {
     r->waiter = me;
     r->gen = sched_wait_gen(me);
     r->pin = sched_pin(L, me);
-    submit(r);
+    http_submit(r);
     return sched_suspend(L, me);
   }
-  submit(r);
+  http_submit(r);
   int rc = sched_run_until(&r->done);
   if (rc < 0) {
-    withdraw(r);
-    req_free(r);
+    http_withdraw(r);
+    req_release(r);
     return luaL_error(L, rc == -1 ? "interrupted" : "deadlock while waiting for a response");
   }
-  *pr = r; /* owned by the userdata again: freed even if building the response fails */
-  return push_response(L, r);
-}
-
-/* http.limit(host, {concurrency=N, rate=R, burst=B}) */
-static int l_limit(lua_State *L) {
-  const char *h = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  char key[300];
-  if (strstr(h, "://")) url_hostkey(h, key, sizeof key);
-  else {
-    snprintf(key, sizeof key, "%s", h);
-    for (char *c = key; *c; c++) *c = (char)tolower((unsigned char)*c);
-  }
-  luaL_argcheck(L, key[0], 1, "expected host:port or a URL");
-  Host *ho = host_get(key);
-  if (!ho) return luaL_error(L, "out of memory");
-  lua_getfield(L, 2, "concurrency");
-  lua_Integer cap = luaL_optinteger(L, -1, 0);
-  lua_getfield(L, 2, "rate");
-  lua_Number rate = luaL_optnumber(L, -1, 0);
-  lua_getfield(L, 2, "burst");
-  lua_Number burst = luaL_optnumber(L, -1, rate > 1 ? rate : 1);
-  luaL_argcheck(L, cap >= 0 && cap <= 100000, 2, "concurrency must be 0..100000");
-  luaL_argcheck(L, rate >= 0 && burst >= 1, 2, "rate must be >= 0 and burst >= 1");
-  ho->cap = (int)cap;
-  ho->rate = rate;
-  ho->burst = burst;
-  ho->tokens = burst;
-  ho->last = sched_now();
-  dispatch(ho);
-  return 0;
-}
-
-/* http.stats() -> {["host:port"] = {inflight, max_inflight, requests, failures, parked}} */
-static int l_stats(lua_State *L) {
-  lua_newtable(L);
-  for (Host *h = hosts; h; h = h->next) {
-    lua_createtable(L, 0, 5);
-    lua_pushinteger(L, h->inflight);
-    lua_setfield(L, -2, "inflight");
-    lua_pushinteger(L, h->max_inflight);
-    lua_setfield(L, -2, "max_inflight");
-    lua_pushinteger(L, h->requests);
-    lua_setfield(L, -2, "requests");
-    lua_pushinteger(L, h->failures);
-    lua_setfield(L, -2, "failures");
-    lua_pushinteger(L, h->parked);
-    lua_setfield(L, -2, "parked");
-    lua_setfield(L, -2, h->key);
-  }
-  return 1;
+  building = r; /* recycled even if building the response raises */
+  int n = push_response(L, r);
+  building = NULL;
+  req_release(r);
+  return n;
 }
 
 /* Case-insensitive lookup for response headers (stored lowercased). */
@@ -569,36 +516,56 @@ static int hdr_index(lua_State *L) {
   size_t n;
   const char *k = lua_tolstring(L, 2, &n);
   if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, n);
-  for (size_t i = 0; i < n; i++) p[i] = (char)tolower((unsigned char)k[i]);
-  luaL_pushresultsize(&b, n);
+  char buf[64];
+  if (n <= sizeof buf) {
+    for (size_t i = 0; i < n; i++) buf[i] = (char)tolower((unsigned char)k[i]);
+    lua_pushlstring(L, buf, n);
+  } else {
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, n);
+    for (size_t i = 0; i < n; i++) p[i] = (char)tolower((unsigned char)k[i]);
+    luaL_pushresultsize(&b, n);
+  }
   lua_rawget(L, 1);
   return 1;
 }
 
 /* At exit, requests still parked or in flight (a script that did not wait for its tasks) are
  * taken off the multi handle and freed; this runs before the scheduler cleans up the multi. */
-static int hosts_gc(lua_State *L) {
+static int http_gc(lua_State *L) {
   (void)L;
-  while (live) {
-    Req *r = live;
-    live_remove(r);
-    if (r->in_flight) curl_multi_remove_handle(sched_multi(), r->easy);
-    req_free(r);
+  Req *r;
+  while ((r = http_live_pop())) {
+    if (r->in_flight) sched_transfer_stop(r->easy);
+    req_destroy(r);
   }
-  while (hosts) {
-    Host *h = hosts;
-    hosts = h->next;
-    free(h);
+  if (building) req_destroy(building);
+  building = NULL;
+  while ((r = pool)) {
+    pool = r->next;
+    req_destroy(r);
   }
+  npool = 0;
+  http_hosts_free();
   return 0;
 }
 
 int luaopen_metasync_http(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"request", l_request}, {"limit", l_limit}, {"stats", l_stats}, {NULL, NULL}};
+      {"request", l_request}, {"limit", http_l_limit}, {"stats", http_l_stats}, {NULL, NULL}};
   sched_set_done_handler(on_done);
+  static const char *const proxy_vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                           "ALL_PROXY"};
+  proxy_env = 0;
+  for (size_t i = 0; i < sizeof proxy_vars / sizeof *proxy_vars; i++) {
+    const char *v = getenv(proxy_vars[i]);
+    if (v && *v) proxy_env = 1;
+  }
+  long features = curl_version_info(CURLVERSION_NOW)->features;
+  snprintf(accept_encoding, sizeof accept_encoding, "%s%s%s",
+           features & CURL_VERSION_LIBZ ? "deflate, gzip" : "",
+           features & CURL_VERSION_BROTLI ? (features & CURL_VERSION_LIBZ ? ", br" : "br") : "",
+           features & CURL_VERSION_ZSTD ? (features & (CURL_VERSION_LIBZ | CURL_VERSION_BROTLI) ? ", zstd" : "zstd") : "");
   if (luaL_newmetatable(L, RESP_HDR_MT)) {
     lua_pushcfunction(L, hdr_index);
     lua_setfield(L, -2, "__index");
@@ -609,7 +576,7 @@ int luaopen_metasync_http(lua_State *L) {
   lua_setfield(L, -2, "curl_version");
   lua_newuserdatauv(L, 0, 0);
   lua_newtable(L);
-  lua_pushcfunction(L, hosts_gc);
+  lua_pushcfunction(L, http_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "metasync.http.hosts");

@@ -1,5 +1,6 @@
 /*
- * metasync.task: coroutine tasks on one event loop that drives timers and the curl multi handle.
+ * metasync.task: coroutine tasks on one event loop that drives timers and the curl multi handle
+ * (the loop itself, epoll under curl's socket interface, is loop.c).
  *
  * A task is a coroutine plus a userdata ("metasync.task"). Blocking primitives (http.request,
  * task.sleep, t:join, semaphores) yield the task to the loop when called from a task and run the
@@ -7,6 +8,7 @@
  * reads sequentially either way. The loop resumes a task only when what it waits for has happened.
  */
 #include "modules.h"
+#include "loop.h"
 #include "sched.h"
 
 #include <lauxlib.h>
@@ -34,98 +36,13 @@ struct Task {
   Task *next;    /* ready queue */
 };
 
-typedef struct {
-  double when;
-  unsigned long id;
-  sched_timer_fn fn;
-  void *arg;
-} Timer;
-
 static struct {
   lua_State *L;  /* main thread */
-  CURLM *multi;
-  void (*on_done)(CURLMsg *);
   Task *ready_head, *ready_tail;
   Task *current;
   lua_State *volatile running; /* the thread executing Lua now, for the interrupt hook */
   volatile sig_atomic_t interrupted;
-  Timer *timers;
-  size_t ntimers, captimers;
-  size_t live_timers; /* timers in the heap that still have a callback */
-  unsigned long next_timer_id;
 } S;
-
-double sched_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-CURLM *sched_multi(void) {
-  if (!S.multi) S.multi = curl_multi_init();
-  return S.multi;
-}
-
-void sched_set_done_handler(void (*fn)(CURLMsg *msg)) { S.on_done = fn; }
-
-/* ---- timers: a binary min-heap on `when` ---- */
-
-static void heap_swap(size_t a, size_t b) {
-  Timer t = S.timers[a];
-  S.timers[a] = S.timers[b];
-  S.timers[b] = t;
-}
-
-static void heap_down(size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < S.ntimers && S.timers[l].when < S.timers[m].when) m = l;
-    if (r < S.ntimers && S.timers[r].when < S.timers[m].when) m = r;
-    if (m == i) return;
-    heap_swap(i, m);
-    i = m;
-  }
-}
-
-unsigned long sched_timer_add(double delay_s, sched_timer_fn fn, void *arg) {
-  if (S.ntimers == S.captimers) {
-    size_t cap = S.captimers ? S.captimers * 2 : 64;
-    Timer *nt = realloc(S.timers, cap * sizeof *nt);
-    if (!nt) abort(); /* out of memory in the loop itself: nothing sensible left to do */
-    S.timers = nt;
-    S.captimers = cap;
-  }
-  size_t i = S.ntimers++;
-  S.timers[i] = (Timer){sched_now() + (delay_s > 0 ? delay_s : 0), ++S.next_timer_id, fn, arg};
-  S.live_timers++;
-  while (i > 0 && S.timers[(i - 1) / 2].when > S.timers[i].when) {
-    heap_swap(i, (i - 1) / 2);
-    i = (i - 1) / 2;
-  }
-  return S.next_timer_id;
-}
-
-/* A cancelled timer stays in the heap with no callback and is dropped when due. */
-void sched_timer_cancel(unsigned long id) {
-  for (size_t i = 0; i < S.ntimers; i++)
-    if (S.timers[i].id == id && S.timers[i].fn) {
-      S.timers[i].fn = NULL;
-      S.live_timers--;
-    }
-}
-
-static void fire_timers(void) {
-  double now = sched_now();
-  while (S.ntimers > 0 && S.timers[0].when <= now) {
-    Timer t = S.timers[0];
-    S.timers[0] = S.timers[--S.ntimers];
-    heap_down(0);
-    if (t.fn) {
-      S.live_timers--;
-      t.fn(t.arg);
-    }
-  }
-}
 
 /* ---- tasks ---- */
 
@@ -268,40 +185,20 @@ static void run_ready(void) {
   }
 }
 
-/* Wait up to timeout_ms for socket activity, then let curl work and hand over finished
- * transfers. Returns the number of transfers still running. */
-static int pump_curl(int timeout_ms) {
-  int running = 0;
-  sched_multi();
-  if (timeout_ms > 0) curl_multi_poll(S.multi, NULL, 0, timeout_ms, NULL);
-  curl_multi_perform(S.multi, &running);
-  CURLMsg *m;
-  int left;
-  while ((m = curl_multi_info_read(S.multi, &left)))
-    if (m->msg == CURLMSG_DONE && S.on_done) S.on_done(m);
-  return running;
-}
-
 int sched_run_until(volatile int *flag) {
   while (!*flag) {
     if (S.interrupted) return -1;
     run_ready();
     if (*flag) break;
-    fire_timers();
+    loop_fire_timers();
+    if (*flag) break;
     if (S.ready_head) {
-      pump_curl(0);
+      loop_pump(0); /* tasks are ready: look at the sockets without waiting */
       continue;
     }
-    int busy = pump_curl(0);
-    if (S.ready_head || *flag) continue;
-    if (!busy && S.live_timers == 0) return -2;
-    int timeout = 1000;
-    if (S.ntimers > 0) {
-      double d = (S.timers[0].when - sched_now()) * 1000.0;
-      timeout = d <= 0 ? 0 : (d < 1000 ? (int)d + 1 : 1000);
-    }
-    pump_curl(timeout ? timeout : 0);
-    fire_timers();
+    if (loop_idle()) return -2;
+    loop_pump(1);
+    loop_fire_timers();
   }
   return 0;
 }
@@ -610,19 +507,17 @@ void sched_interrupt(void) {
   S.interrupted = 1;
   lua_State *run = S.running;
   if (run) lua_sethook(run, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-  if (S.multi) curl_multi_wakeup(S.multi);
+  loop_wakeup();
+}
+
+/* Tasks still asleep when the state closes: their wake-ups are ours to free. */
+static void free_wakeup(sched_timer_fn fn, void *arg) {
+  if (fn == wakeup_fire) free(arg);
 }
 
 static int l_sched_gc(lua_State *L) {
   (void)L;
-  if (S.multi) curl_multi_cleanup(S.multi);
-  S.multi = NULL;
-  /* Tasks still asleep when the state closes: their wake-ups are ours to free. */
-  for (size_t i = 0; i < S.ntimers; i++)
-    if (S.timers[i].fn == wakeup_fire) free(S.timers[i].arg);
-  free(S.timers);
-  S.timers = NULL;
-  S.ntimers = S.captimers = S.live_timers = 0;
+  loop_close(free_wakeup);
   return 0;
 }
 
@@ -641,6 +536,7 @@ int luaopen_metasync_task(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main = lua_tothread(L, -1);
   lua_pop(L, 1);
+  loop_init();
   S.L = main;
   if (!S.running) S.running = main;
   /* New threads copy the main thread's extra space, which Lua leaves uninitialised: clear it so

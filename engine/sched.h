@@ -1,4 +1,5 @@
-/* The scheduler's interface to the other engine files (http.c): tasks, timers and the curl loop. */
+/* The scheduler's interface to the other engine files (http*.c): tasks (sched.c), timers and the
+ * curl loop (loop.c). */
 #ifndef METASYNC_SCHED_H
 #define METASYNC_SCHED_H
 
@@ -9,6 +10,12 @@ typedef struct Task Task;
 
 /* The process-wide curl multi handle; created on first use. */
 CURLM *sched_multi(void);
+/* Add an easy handle to the multi handle / take it off (counted: the loop knows a transfer is
+ * pending). Always use these rather than curl_multi_add_handle/curl_multi_remove_handle. */
+void sched_transfer_start(CURL *e);
+void sched_transfer_stop(CURL *e);
+/* Options every easy handle given to sched_transfer_start needs (socket open/close hooks). */
+void sched_prepare_easy(CURL *e);
 /* http.c registers this: called for every finished transfer. */
 void sched_set_done_handler(void (*fn)(CURLMsg *msg));
 
@@ -31,8 +38,8 @@ typedef void (*sched_timer_fn)(void *arg);
 unsigned long sched_timer_add(double delay_s, sched_timer_fn fn, void *arg);
 void sched_timer_cancel(unsigned long id);
 
-/* Run the loop until *flag becomes non-zero (blocking calls made outside a task). Returns 0, or -1
- * when interrupted (Ctrl-C). */
+/* Run the loop until *flag becomes non-zero (blocking calls made outside a task). Returns 0, -1
+ * when interrupted (Ctrl-C), or -2 when nothing could ever set it (deadlock). */
 int sched_run_until(volatile int *flag);
 
 double sched_now(void);

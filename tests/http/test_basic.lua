@@ -16,6 +16,17 @@ assert(e.headers["expect"] == nil, "no Expect: 100-continue")
 -- Header lookup is case-insensitive.
 assert(r.headers["Content-Type"] == r.headers["content-type"] and r.headers["CONTENT-TYPE"])
 
+-- The standard request headers: a User-Agent, and every content encoding this libcurl decodes;
+-- a caller's own User-Agent or Accept-Encoding replaces them (one of each on the wire).
+local sent = e.headers
+assert(sent["user-agent"] and sent["user-agent"]:match("^metasync/"), tostring(sent["user-agent"]))
+assert(sent["accept-encoding"] and sent["accept-encoding"]:find("gzip", 1, true), tostring(sent["accept-encoding"]))
+local own = json.decode(assert(S.get("/echo", {headers = {["user-agent"] = "probe/1", ["Accept-Encoding"] = "identity"}})).body)
+assert(own.headers["user-agent"] == "probe/1" and own.headers["accept-encoding"] == "identity",
+  json.encode(own.headers))
+local gz = assert(S.get("/gzip"))
+assert(gz.status == 200 and gz.body == ("hello, gzip world\n"):rep(3), "gzip body not decoded: " .. #gz.body)
+
 -- Outside any task (a plain coroutine): the call blocks and still works.
 local co = coroutine.wrap(function() return S.get("/echo").status end)
 assert(co() == 200)

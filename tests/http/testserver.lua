@@ -1,12 +1,13 @@
 -- The loopback server behind the engine's HTTP tests (tests/http/test_*.lua), run as
 --   metasync-sim --sectigo-port 0 --handler tests/http/testserver.lua
 -- Endpoints (any method; see tests/http/README.md):
---   /delay?ms=N[&id=X]                 200 {"ok":true,"id":X} after N ms (without blocking others)
+--   /delay?ms=N[&id=X]                 200 {"ok":true,"id":X,"remote":...} after N ms (without blocking others)
 --   /status?code=N[&retry_after=S]     status N; Retry-After in seconds,
 --   /status?code=N&retry_after_date=1&after=S   or as an HTTP-date S seconds from now
 --   /seq/KEY?codes=503,503,200[&retry_after=S]  the k-th call to KEY answers the k-th code
 --   /echo                              the request as JSON
 --   /big?bytes=N                       N bytes of body (at most 64 MiB)
+--   /gzip                              "hello, gzip world\n" three times, gzip-encoded (Content-Encoding)
 --   /reset-conn?after=N[&bytes=M]      M bytes announced, connection reset after N
 --   /truncate?after=N[&bytes=M]        M bytes announced, clean close after N
 --   /__test/stats, /__test/reset       counters (calls per path, calls and arrival times per key,
@@ -86,7 +87,7 @@ end
 local routes = {}
 
 routes["/delay"] = function(req)
-  local resp = ok_json({ ok = true, id = req.args.id })
+  local resp = ok_json({ ok = true, id = req.args.id, remote = req.remote })
   resp.delay_ms = int_arg(req.args, "ms", 0, 600000)
   return resp
 end
@@ -108,6 +109,13 @@ routes["/echo"] = function(req)
     body = req.body,
     remote = req.remote,
   })
+end
+
+-- gzip of ("hello, gzip world\n"):rep(3), made once with Python's gzip.compress(mtime=0).
+local GZIPPED = "\31\139\8\0\0\0\0\0\2\3\203\72\205\201\201\215\81\72\175\202\44\80\40\207\47\202"
+  .. "\73\225\202\32\66\4\0\68\20\233\145\54\0\0\0"
+routes["/gzip"] = function()
+  return reply(200, GZIPPED, { ["Content-Type"] = "text/plain", ["Content-Encoding"] = "gzip" })
 end
 
 routes["/big"] = function(req)
