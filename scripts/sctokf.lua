@@ -91,9 +91,7 @@ end
 -- listing (a certificate carries about 30, with arrays, and decoding them all costs most of a
 -- run's time); a hook that reads a key not listed fails with an error naming it. Set it to
 -- nil to decode everything.
-policy.keyfactor_fields = { "Id", "SerialNumber", "IssuerDN", "IssuedDN", "IssuedCN", "Thumbprint",
-  "CertState", "NotBefore", "NotAfter", "ImportDate", "TemplateName", "CertificateAuthorityName",
-  "CARecordId", "KeySizeInBits", "SigningAlgorithm", "Metadata" }
+policy.keyfactor_fields = { "Id", "SerialNumber", "IssuerDN", "IssuedCN", "CertState", "NotAfter", "Metadata" }
 
 -- Checked again here for every Keyfactor certificate, so a certificate from another CA
 -- (say DigiCert) whose serial happens to equal a Sectigo one is never touched, whatever the
@@ -119,6 +117,8 @@ function policy.source_value(field, details, kfcert, ctx)
   return fields.custom_value(details, field.sectigo)
 end
 
+-- convert() is called once per distinct value of a field in a run (the library remembers the
+-- answers), so it must give the same answer for the same value, as it does here.
 -- How a value is written to Keyfactor, by the field's DataType: integers as "1234" (never
 -- "1234.0"), booleans as true/false, dates as yyyy-MM-dd, MultipleChoice checked against the
 -- options. Values longer than Keyfactor allows are refused unless enableTruncation is true.

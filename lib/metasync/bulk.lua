@@ -60,7 +60,9 @@ function M.plan(custom_names, manual_paths)
   for _, p in ipairs(manual_paths) do
     local m = M.PATHS[tostring(p):lower()]
     if not m then return nil, p end
-    slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3] }
+    local segs = {}
+    for seg in m[1]:gmatch("[^%.]+") do segs[#segs + 1] = seg end
+    slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3], segs = segs }
   end
   return slots
 end
@@ -111,8 +113,7 @@ function M.doc(e, slots)
         d.customFields[#d.customFields + 1] = { name = s.name, value = v }
       else
         local cur = d
-        local segs = {}
-        for seg in s.path:gmatch("[^%.]+") do segs[#segs + 1] = seg end
+        local segs = s.segs
         for j = 1, #segs - 1 do
           cur[segs[j]] = cur[segs[j]] or {}
           cur = cur[segs[j]]

@@ -142,8 +142,30 @@ local FALLBACK = { "yyyy-MM-dd", "yyyy-MM-ddTHH:mm:ss", "yyyy-MM-dd HH:mm:ss",
 
 -- parse_any(s, fmt) -> date table or nil. ISO timestamps may carry fractions and a zone
 -- ("2025-07-23T00:00:00.000Z"); the zone is dropped because metadata dates are calendar days.
+-- Dates repeat across an inventory (the same renewal dates on many certificates, every
+-- comparison parsing both sides), so results are remembered per format: a bounded memo, whose
+-- date tables are shared and must not be changed by callers.
+local memo, memo_size, MEMO_MAX = {}, 0, 20000
+local NOFMT = {}
+local parse_uncached
+
 function M.parse_any(s, fmt)
   if type(s) ~= "string" then return nil end
+  local m = memo[fmt or NOFMT]
+  if not m then
+    m = {}
+    memo[fmt or NOFMT] = m
+  end
+  local r = m[s]
+  if r ~= nil then return r or nil end
+  r = parse_uncached(s, fmt)
+  if memo_size >= MEMO_MAX then memo, memo_size = {}, 0; memo[fmt or NOFMT] = {}; m = memo[fmt or NOFMT] end
+  m[s] = r or false
+  memo_size = memo_size + 1
+  return r
+end
+
+function parse_uncached(s, fmt)
   s = s:match("^%s*(.-)%s*$")
   if fmt then
     local t = M.parse(s, fmt)

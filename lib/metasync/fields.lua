@@ -133,15 +133,24 @@ end
 
 -- metadata(kfcert, name) -> the certificate's value for a field, names compared
 -- case-insensitively (Keyfactor treats field names that way).
+-- A certificate's metadata keys in lower case, made once per certificate on the first miss
+-- (a field the certificate has no value for is a miss every time, for every field).
+local lowered = setmetatable({}, { __mode = "k" })
+
 function M.metadata(cert, name)
   local md = type(cert) == "table" and cert.Metadata
   if type(md) ~= "table" then return nil end
   local v = md[name]
   if v ~= nil then return v end
-  local low = name:lower()
-  for k, x in pairs(md) do
-    if type(k) == "string" and k:lower() == low then return x end
+  local low = lowered[md]
+  if not low then
+    low = {}
+    for k, x in pairs(md) do
+      if type(k) == "string" then low[k:lower()] = x end
+    end
+    lowered[md] = low
   end
+  return low[name:lower()]
 end
 
 -- custom_value(details, name) -> a Sectigo certificate's custom field value by name

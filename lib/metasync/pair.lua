@@ -20,18 +20,50 @@ local function show(v)
   return "'" .. s .. "'"
 end
 
+-- decide(...) -> false (nothing to write) | {new = value} | problem string
+local function decide(ctx, policy, f, raw, old, kind, name)
+  local new, err = policy.convert(raw, f, ctx)
+  if new == nil then
+    if err ~= "absent" then return string.format("field %s: %s", name, err) end
+    return false
+  end
+  if values.equal(old, new, kind, ctx.date_format) then return false end
+  return { new = new }
+end
+
+-- Values repeat across an inventory (three environments, a few hundred cost centres), so each
+-- field's decisions are remembered per (source value, current value) for the run: convert(value,
+-- field, ctx) sees nothing else, and the comparison is the library's own. Bounded per field.
+local MEMO_MAX = 20000
+local NOVALUE = {}
+local SCALAR = { string = true, number = true, boolean = true }
+
 -- compare(...) -> change | nil, problem | nil for one field of one certificate: the source value
 -- converted by the policy, when it differs (by meaning) from the target's current value `old`.
 -- An absent source value never wipes the target.
 local function compare(ctx, policy, f, raw, old, kind, name)
   if values.absent(raw) then return nil end
-  local new, err = policy.convert(raw, f, ctx)
-  if new == nil then
-    if err ~= "absent" then return nil, string.format("field %s: %s", name, err) end
-    return nil
+  local r
+  if SCALAR[type(raw)] and (old == nil or SCALAR[type(old)]) then
+    local memo = ctx.memo
+    if not memo then memo = setmetatable({}, { __mode = "k" }); ctx.memo = memo end
+    local m = memo[f]
+    if not m or m.n > MEMO_MAX then m = { n = 0 }; memo[f] = m end
+    local byold = m[raw]
+    if not byold then byold = {}; m[raw] = byold end
+    local okey = old == nil and NOVALUE or old
+    r = byold[okey]
+    if r == nil then
+      r = decide(ctx, policy, f, raw, old, kind, name)
+      byold[okey] = r
+      m.n = m.n + 1
+    end
+  else
+    r = decide(ctx, policy, f, raw, old, kind, name)
   end
-  if values.equal(old, new, kind, ctx.date_format) then return nil end
-  return { field = name, old = old, new = new }
+  if not r then return nil end
+  if type(r) == "string" then return nil, r end
+  return { field = name, old = old, new = r.new }
 end
 
 -- settle(ctx, p, target, id_label, label, changes, problems, write): the outcome of one pair.

@@ -14,8 +14,17 @@ M.KF_NAMES = { "String", "Integer", "Date", "Boolean", "MultipleChoice", "BigTex
 M.KF_MAX = { [1] = 400, [5] = 400, [6] = 4000, [7] = 400 }
 M.SECTIGO_MAX = 256
 
+local byte = string.byte
+
 function M.absent(v)
-  return v == nil or v == json.null or (type(v) == "string" and v:match("^%s*$") ~= nil)
+  if v == nil or v == json.null then return true end
+  if type(v) ~= "string" then return false end
+  -- A string that starts with a printable character has something in it: no pattern needed
+  -- for the usual case (this runs for every field of every certificate).
+  local b = byte(v, 1)
+  if b == nil then return true end
+  if b > 32 then return false end
+  return v:match("^%s*$") ~= nil
 end
 
 -- text(v) -> string form of a JSON value: integers without ".0", booleans as true/false,
@@ -43,9 +52,17 @@ end
 
 -- dig(obj, "certType.id") -> value at a dot path; keys match case-insensitively because the
 -- old tool resolved them against .NET property names.
+local segments = {} -- path -> its segments, split once
+
 function M.dig(obj, path)
   local cur = obj
-  for seg in tostring(path):gmatch("[^%.]+") do
+  local segs = segments[path]
+  if not segs then
+    segs = {}
+    for seg in tostring(path):gmatch("[^%.]+") do segs[#segs + 1] = seg end
+    segments[path] = segs
+  end
+  for _, seg in ipairs(segs) do
     if type(cur) ~= "table" then return nil end
     local nxt = cur[seg]
     if nxt == nil then
