@@ -235,6 +235,57 @@ static void test_bom_and_roundtrip(lua_State *L) {
                "assert(json.decode(json.encode(str)) == str)\n");
 }
 
+/* json.decode(s, {select = ..., at = ...}): only the selected keys of the items are decoded */
+static void test_select(lua_State *L) {
+#define DEC_SEL(doc, opts) \
+  "require'metasync.json'.encode(require'metasync.json'.decode(" doc ", " opts "), {sort_keys = true})"
+  CHECK_STR(tu_eval(L, DEC_SEL("'[{\"Id\": 9007199254740993, \"X\": {\"Id\": 1}, \"SerialNumber\": "
+                               "null, \"Metadata\": {\"a\": [1, {\"b\": []}], \"c\": {}}}, 5, [{\"X\": 1}], []]'",
+                               "{select = {'Id', 'SerialNumber', 'Metadata'}}")),
+            "[{\"Id\":9007199254740993,\"Metadata\":{\"a\":[1,{\"b\":[]}],\"c\":{}},\"SerialNumber\":null},"
+            "5,[{\"X\":1}],[]]");
+  CHECK_STR(tu_eval(L, DEC_SEL("'{\"statusCode\": 0, \"message\": \"\", \"reports\": [{\"id\": 1, "
+                               "\"junk\": [1, 2]}, {\"junk\": 3}], \"more\": {\"junk\": 4}}'",
+                               "{select = {id = true}, at = 'reports'}")),
+            "{\"message\":\"\",\"more\":{\"junk\":4},\"reports\":[{\"id\":1},{}],\"statusCode\":0}");
+  CHECK_STR(tu_eval(L, DEC_SEL("'{\"reports\": {\"id\": 1, \"junk\": 2}}'",
+                               "{select = {'id'}, at = 'reports'}")),
+            "{\"reports\":{\"id\":1,\"junk\":2}}");
+  CHECK_STR(tu_eval(L, DEC_SEL("'{\"a\": [{\"id\": 1, \"junk\": 2}]}'", "{select = {'id'}}")),
+            "{\"a\":[{\"id\":1,\"junk\":2}]}");
+  CHECK_STR(tu_eval(L, DEC_SEL("'[]'", "{select = {'id'}}")), "[]");
+#undef DEC_SEL
+  /* errors inside skipped members: the same message and position as without select */
+#define SEL_ERR(doc) "select(2, require'metasync.json'.decode(" doc ", {select = {'keep'}}))"
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"keep\": 1,\\n  \"skip\": {\"a\": [1, 2,, 3]}}]'")),
+            "line 2 column 23: expected value, found ','");
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"skip\": \"\\\\ud800x\"}]'")),
+            "line 1 column 12: high surrogate not followed by a low surrogate, found '\\'");
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"skip\": \"\\\\q\"}]'")),
+            "line 1 column 12: invalid escape in string, found '\\'");
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"skip\": [1e400]}]'")),
+            "line 1 column 12: number out of range, found '1'");
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"skip\": {\"a\" 1}}]'")),
+            "line 1 column 16: expected ':', found '1'");
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"skip\": \"abc'")),
+            "line 1 column 15: unterminated string (unexpected end of input)");
+  CHECK_STR(tu_eval(L, SEL_ERR("'[{\"skip\": ' .. string.rep('[', 199) .. string.rep(']', 199) .. '}]'")),
+            "line 1 column 209: nesting deeper than 200 levels, found '['");
+  CHECK_STR(tu_eval(L, "select(2, require'metasync.json'.decode('[{\"skip\": ' .. string.rep('[', 199) "
+                       ".. string.rep(']', 199) .. '}]'))"),
+            "line 1 column 209: nesting deeper than 200 levels, found '['");
+#undef SEL_ERR
+  LUA_CHECK(L, "local json = require 'metasync.json'\n"
+               "local ok, err = pcall(json.decode, '[]', {select = 'Id'})\n"
+               "assert(not ok and err:find(\"option 'select' must be a table\"), err)\n"
+               "ok, err = pcall(json.decode, '[]', {select = {1, 2}})\n"
+               "assert(not ok and err:find('list of key names'), err)\n"
+               "ok, err = pcall(json.decode, '[]', {select = {'a'}, at = true})\n"
+               "assert(not ok and err:find(\"option 'at' must be a string\"), err)\n"
+               "ok, err = pcall(json.decode, '[]', 5)\n"
+               "assert(not ok and err:find('table expected'), err)\n");
+}
+
 int main(void) {
   lua_State *L = tu_state();
   test_numbers(L);
@@ -245,6 +296,7 @@ int main(void) {
   test_depth(L);
   test_errors(L);
   test_bom_and_roundtrip(L);
+  test_select(L);
   char path[4096];
   if (tu_lua_twin(path, sizeof path, __FILE__, "test_json.lua")) LUA_FILE_CHECK(L, path);
   lua_close(L);
