@@ -156,13 +156,16 @@ function M.build(ctx, filters, slots, on_row)
   local code, statuses, types = selection(filters)
   local keys = M.keys(slots)
   local seen, bad, rows_total = {}, 0, 0
-  local function take(rows)
+  local ignored = false -- a window that gave back only rows seen before
+  local function take(rows, first)
+    local fresh = 0
     for _, row in ipairs(rows) do
       local id = type(row) == "table" and math.tointeger(row.id)
       if not id or id < 1 then
         bad = bad + 1
       elseif not seen[id] then
         seen[id] = true
+        fresh = fresh + 1
         rows_total = rows_total + 1
         local st = type(row.status) == "string" and row.status:lower() or nil
         if (not statuses or (st and statuses[st])) and (not types or types[math.tointeger(row.typeId) or -1]) then
@@ -171,6 +174,9 @@ function M.build(ctx, filters, slots, on_row)
         end
       end
     end
+    -- Windows never overlap, so a later window holding only known rows means the report
+    -- ignores the dates: reading on would fetch the whole inventory once per window.
+    if not first and #rows > 0 and fresh == 0 then ignored = true end
     return #rows
   end
   local function request(from, to)
@@ -188,7 +194,7 @@ function M.build(ctx, filters, slots, on_row)
     local density = math.max(n, 1) / days
     len = math.max(1, math.min(M.MAX_DAYS, math.floor(M.TARGET_ROWS / density)))
   end
-  adapt(take(rows), cursor - first + 1)
+  adapt(take(rows, true), cursor - first + 1)
   cursor = first - 1
   local failure
   local slots_sem = task.semaphore(M.IN_FLIGHT)
@@ -209,7 +215,7 @@ function M.build(ctx, filters, slots, on_row)
     end
     failure = failure or e
   end
-  while cursor >= floor and not failure do
+  while cursor >= floor and not failure and not ignored do
     slots_sem:acquire()
     local to = cursor
     local from = math.max(floor, cursor - len + 1)
@@ -222,6 +228,9 @@ function M.build(ctx, filters, slots, on_row)
   end
   for _, t in ipairs(running) do t:join() end
   if failure then return nil, failure, false end
+  if ignored then
+    return nil, "Sectigo POST /api/report/v1/ssl-certificates: the report ignores the date window (from/to)", true
+  end
   if bad > 0 then log.warn("sectigo", "%d report rows without a usable id were skipped", bad) end
   log.info("sectigo", "report: %d certificates in %s..%s", rows_total, ymd(floor), ymd(today + 1))
   return true
