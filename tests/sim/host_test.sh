@@ -19,6 +19,10 @@ check() { # check DESCRIPTION EXPECTED ACTUAL
 
 # start HANDLER [args...]: runs the simulator, waits for its ready line, sets $pid and $ready.
 start() {
+  # Empty the files first: the child truncates them only once it runs, and until then the wait
+  # below would read the previous server's ready line (a race that shows under load).
+  : >"$tmp/out"
+  : >"$tmp/err"
   "$sim" --handler "$@" >"$tmp/out" 2>"$tmp/err" &
   pid=$!
   for _ in $(seq 100); do
@@ -243,6 +247,8 @@ check "SIGTERM with a parked request exits 0" 0 "$rc"
 wait "$cpid" 2>/dev/null
 
 # --- the simulator proper: errors the host answers itself come in the vendor's shape ---
+: >"$tmp/out"
+: >"$tmp/err"
 "$sim" --certs 20 --sectigo-port 0 --keyfactor-port 0 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 100); do [ -s "$tmp/out" ] && break; sleep 0.05; done

@@ -1,9 +1,11 @@
-/* The native "sim" module: clocks and the in-flight request counters for the Lua endpoints. */
+/* The native "sim" module: clocks, the in-flight request counters and two string helpers for
+ * the JSON the Lua endpoints assemble from pieces. */
 #include "sim.h"
 
 #include <lauxlib.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -90,6 +92,75 @@ static int sim_http_date(lua_State *L)
   return 1;
 }
 
+/* sim.jstr(s) -> s as a JSON string literal, byte for byte what metasync.json.encode(s) gives
+ * (", \\ and control characters escaped, other bytes as they are), without the encoder's
+ * per-call setup: the endpoints quote many short strings per item. */
+static int sim_jstr(lua_State *L)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t n;
+  luaL_checktype(L, 1, LUA_TSTRING);
+  const char *s = lua_tolstring(L, 1, &n);
+  luaL_Buffer b;
+  luaL_buffinitsize(L, &b, n + 2);
+  luaL_addchar(&b, '"');
+  const char *run = s, *end = s + n;
+  for (const char *q = s; q < end; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    luaL_addlstring(&b, run, (size_t)(q - run));
+    run = q + 1;
+    char esc[6] = {'\\', 0, 0, 0, 0, 0};
+    size_t elen = 2;
+    switch (c) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\b': esc[1] = 'b'; break;
+    case '\f': esc[1] = 'f'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    default:
+      esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+      esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+      elen = 6;
+    }
+    luaL_addlstring(&b, esc, elen);
+  }
+  luaL_addlstring(&b, run, (size_t)(end - run));
+  luaL_addchar(&b, '"');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* sim.iso(epoch) -> "2025-06-03T02:00:01Z" (UTC; integer seconds, any year the proleptic
+ * Gregorian calendar has: the same days-from-civil arithmetic as util.lua). */
+static int sim_iso(lua_State *L)
+{
+  lua_Integer t = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, t > INT64_MIN / 2 && t < INT64_MAX / 2, 1, "epoch out of range");
+  int64_t days = t / 86400, rem = t % 86400;
+  if (rem < 0)
+    rem += 86400, days--;
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2)
+    y++;
+  char buf[64];
+  int len = snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, (int)m,
+                     (int)d, (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60));
+  lua_pushlstring(L, buf, (size_t)len);
+  return 1;
+}
+
 int luaopen_sim(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
@@ -99,6 +170,8 @@ int luaopen_sim(lua_State *L)
       {"max_inflight", sim_max_inflight},
       {"reset_inflight", sim_reset_inflight},
       {"http_date", sim_http_date},
+      {"jstr", sim_jstr},
+      {"iso", sim_iso},
       {NULL, NULL},
   };
   luaL_newlib(L, funcs);

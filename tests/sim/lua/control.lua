@@ -3,6 +3,8 @@ local U = require("util")
 local IO = require("dataio")
 local F = require("faults")
 local J = require("journal")
+local SET = require("settings")
+local N = require("counters")
 
 local CTL = {}
 local C, simcore
@@ -20,7 +22,8 @@ local function stats()
   return json(200, { requests = s.requests, statuses = s.statuses, total = s.total, writes = s.writes,
     writes_by_endpoint = s.writes_by_endpoint, faults_injected = F.injected(),
     inflight = simcore.inflight and simcore.inflight() or 0,
-    max_inflight = simcore.max_inflight and simcore.max_inflight() or 0 })
+    max_inflight = simcore.max_inflight and simcore.max_inflight() or 0, index = N.get(),
+    lua_heap_kb = math.floor(collectgarbage("count")) })
 end
 
 local function counts()
@@ -61,30 +64,18 @@ local function reset(req)
   return json(200, counts())
 end
 
-local SETTINGS = {
-  sectigoListSerialFormat = function(v) return v == "colon" or v == "plain" end,
-  sectigoCustomFieldsPut = function(v) return v == "merge" or v == "replace" end,
-  keyfactorDateFormat = function(v) return v == "M/d/yyyy h:mm:ss tt" or v == "yyyy-MM-dd" end,
-  productVersion = function(v) return type(v) == "string" and #v <= 64 end,
-  tokenTtl = function(v) return U.int(v, 1, 86400) ~= nil end,
-}
-
+-- GET shows every setting's effective value; POST changes some (all or nothing). Caches that
+-- depend on a setting carry it in their variant key, so nothing needs flushing here.
 local function settings(req)
   local st = C.world.settings
   if req.method == "POST" then
     local doc, err = U.decode(req.body)
     if type(doc) ~= "table" then return bad("invalid JSON: " .. tostring(err)) end
-    for k, v in pairs(doc) do
-      if not SETTINGS[k] then return bad("unknown setting '" .. tostring(k) .. "'") end
-      if not SETTINGS[k](v) then return bad("invalid value for " .. k) end
-    end
-    for k, v in pairs(doc) do st[k] = v end
-    for _, c in ipairs(C.world.sectigo.certs) do c.cache = nil end
+    local serr = SET.check(doc)
+    if serr then return bad(serr) end
+    SET.apply(st, doc)
   end
-  return json(200, { sectigoListSerialFormat = st.sectigoListSerialFormat,
-    sectigoCustomFieldsPut = st.sectigoCustomFieldsPut or "merge",
-    keyfactorDateFormat = st.keyfactorDateFormat or C.cfg.keyfactor_date_format,
-    productVersion = st.productVersion or "25.1.0.0", tokenTtl = st.tokenTtl or 300 })
+  return json(200, SET.view(st, C.cfg))
 end
 
 function CTL.handle(req)

@@ -14,6 +14,19 @@ local SECTIGO_OV = "CN=Sectigo RSA Organization Validation Secure Server CA, O=S
   .. "L=Salford, S=Greater Manchester, C=GB"
 local SECTIGO_EV = "CN=Sectigo RSA Extended Validation Secure Server CA, O=Sectigo Limited, "
   .. "L=Salford, S=Greater Manchester, C=GB"
+-- certificateDetails.issuer of details and the report rows' issuer: one definition for both.
+D.ISSUER_OV = "CN=Sectigo RSA Organization Validation Secure Server CA,O=Sectigo Limited,L=Salford,ST=Greater Manchester,C=GB"
+D.ISSUER_EV = "CN=Sectigo RSA Extended Validation Secure Server CA,O=Sectigo Limited,L=Salford,ST=Greater Manchester,C=GB"
+function D.sectigo_issuer(type_id) return type_id == 1025 and D.ISSUER_EV or D.ISSUER_OV end
+
+-- requestedVia values and their certificateRequestSource codes (report request).
+D.VIA_DEFAULT = "Enrollment Form"
+D.REQUEST_SOURCES = { ["0"] = "Enrollment Form", ["1"] = "Client Admin", ["2"] = "Web API", ["3"] = "Discovery",
+  ["4"] = "Imported", ["5"] = "SCEP", ["7"] = "MS Agent", ["9"] = "Bulk Request", ["10"] = "ACME", ["11"] = "EST",
+  ["12"] = "REST API" }
+D.VIAS = { ["CD Agent"] = true, ["MS CA"] = true }
+for _, v in pairs(D.REQUEST_SOURCES) do D.VIAS[v] = true end
+
 local OTHER_ISSUERS = {
   "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US",
   "CN=R11, O=Let's Encrypt, C=US",
@@ -95,16 +108,26 @@ function D.new_world()
   }
 end
 
+-- Sorts list by key unless it already is (a generated world is: no comparator calls then).
+local function sort_by(list, key)
+  for i = 2, #list do
+    if list[i - 1][key] > list[i][key] then
+      table.sort(list, function(a, b) return a[key] < b[key] end)
+      return
+    end
+  end
+end
+
 -- (Re)builds lookup tables; call after any structural change.
 function D.index(w)
   local s, k = w.sectigo, w.keyfactor
   s.by_id, s.field_by_name, s.type_by_id = {}, {}, {}
-  table.sort(s.certs, function(a, b) return a.id < b.id end)
+  sort_by(s.certs, "id")
   for _, c in ipairs(s.certs) do s.by_id[c.id] = c end
   for _, f in ipairs(s.fields) do s.field_by_name[f.name] = f end
   for _, t in ipairs(s.types) do s.type_by_id[t.id] = t end
   k.by_id, k.field_by_lname = {}, {}
-  table.sort(k.certs, function(a, b) return a.Id < b.Id end)
+  sort_by(k.certs, "Id")
   local maxc, maxf = 0, 0
   for _, c in ipairs(k.certs) do k.by_id[c.Id] = c; if c.Id > maxc then maxc = c.Id end end
   for _, f in ipairs(k.fields) do
@@ -191,6 +214,9 @@ function D.generate(n, seed, now)
     return c
   end
   n = n or 0
+  -- A second stream for attributes added later, so that the first one (and so every world
+  -- generated before) stays as it was.
+  local r2 = U.rng(seed + 0x5EC7)
   for i = 1, n do
     local typ = s.types[(i - 1) % 3 + 1]
     local host = r:pick(HOSTS)
@@ -204,6 +230,9 @@ function D.generate(n, seed, now)
       requester = "requester" .. r:int(1, 20) .. "@example.com", keyAlgorithm = "RSA", keySize = 2048,
       signatureAlg = "SHA256WITHRSA", cf = {}, comments = nil }
     if cn:sub(1, 2) ~= "*." then c.sans[2] = "alt" .. i .. "." .. dom end
+    local via = r2:float()
+    c.via = via < 0.15 and "REST API" or via < 0.25 and "ACME" or via < 0.30 and "Client Admin" or nil
+    if r2:float() < 0.2 then c.externalRequester = "partner" .. r2:int(1, 9) .. "@partner.example" end
     if status == "Applied" then
       c.requested = today - r:int(0, 10)
       c.serial = (i % 2 == 0) and "" or nil

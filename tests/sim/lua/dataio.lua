@@ -1,6 +1,7 @@
 -- The --data world format: load (with validation and clear errors) and dump (same format).
 local U = require("util")
 local D = require("data")
+local SET = require("settings")
 
 local IO = {}
 
@@ -105,12 +106,18 @@ local function load_sectigo(src, w)
       serial = hex(c.serialNumber, p .. ".serialNumber"), sans = strings(c.subjectAlternativeNames, p),
       requested = day(c.requested, p .. ".requested"), approved = day(c.approved, p .. ".approved"),
       issued = day(c.issued, p .. ".issued"), expires = day(c.expires, p .. ".expires"),
-      revoked = day(c.revoked, p .. ".revoked"), orgId = opt_int(c.orgId, p .. ".orgId") or 101,
+      revoked = day(c.revoked, p .. ".revoked"), declined = day(c.declined, p .. ".declined"),
+      replaced = day(c.replaced, p .. ".replaced"), orgId = opt_int(c.orgId, p .. ".orgId") or 101,
       term = opt_int(c.term, p .. ".term") or 365, comments = opt_type(c.comments, "string", p .. ".comments"),
       requester = opt_type(c.requester, "string", p) or "requester@example.com",
       keyAlgorithm = opt_type(c.keyAlgorithm, "string", p) or "RSA", keySize = opt_int(c.keySize, p, 0) or 2048,
       signatureAlg = opt_type(c.signatureAlg, "string", p) or "SHA256WITHRSA",
-      sha1 = opt_type(c.sha1Hash, "string", p .. ".sha1Hash"), cf = {} }
+      sha1 = opt_type(c.sha1Hash, "string", p .. ".sha1Hash"), cf = {},
+      via = opt_type(c.requestedVia, "string", p .. ".requestedVia"),
+      externalRequester = opt_type(c.externalRequester, "string", p .. ".externalRequester") }
+    if cert.via and not D.VIAS[cert.via] then fail(p .. ".requestedVia", "unknown value '" .. cert.via .. "'") end
+    if cert.via == D.VIA_DEFAULT then cert.via = nil end
+    if cert.externalRequester == "" then cert.externalRequester = nil end
     local found
     for _, t in ipairs(s.types) do if t.id == cert.typeId then found = t end end
     if not found then fail(p .. ".sslTypeId", "no type with id " .. cert.typeId) end
@@ -215,12 +222,9 @@ function IO.load(doc)
     if type(doc.sectigo) == "table" then known_keys(doc.sectigo, "sectigo") end
     if type(doc.keyfactor) == "table" then known_keys(doc.keyfactor, "keyfactor") end
     local st = opt_type(doc.settings, "table", "settings") or {}
-    local fmt = opt_type(st.sectigoListSerialFormat, "string", "settings.sectigoListSerialFormat")
-    if fmt and fmt ~= "colon" and fmt ~= "plain" then fail("settings.sectigoListSerialFormat", "colon or plain") end
-    w.settings.sectigoListSerialFormat = fmt or "colon"
-    local put = opt_type(st.sectigoCustomFieldsPut, "string", "settings.sectigoCustomFieldsPut")
-    if put and put ~= "merge" and put ~= "replace" then fail("settings.sectigoCustomFieldsPut", "merge or replace") end
-    w.settings.sectigoCustomFieldsPut = put
+    local serr = SET.check(st, "settings")
+    if serr then error({ msg = serr }, 0) end
+    SET.apply(w.settings, st)
     load_sectigo(opt_type(doc.sectigo, "table", "sectigo") or {}, w)
     load_keyfactor(opt_type(doc.keyfactor, "table", "keyfactor") or {}, w)
   end)
@@ -253,9 +257,11 @@ function IO.dump(w)
       requester = c.requester, keyAlgorithm = c.keyAlgorithm, keySize = c.keySize,
       signatureAlg = c.signatureAlg, customFields = U.array() }
     put(o, "serialNumber", c.serial and (c.serial == "" and "" or U.colon_hex(c.serial)))
-    for _, key in ipairs({ "requested", "approved", "issued", "expires", "revoked" }) do
+    for _, key in ipairs({ "requested", "approved", "declined", "issued", "expires", "revoked", "replaced" }) do
       put(o, key, c[key] and U.ymd(c[key]))
     end
+    put(o, "requestedVia", c.via)
+    put(o, "externalRequester", c.externalRequester)
     put(o, "comments", c.comments)
     put(o, "sha1Hash", c.sha1)
     for _, f in ipairs(s.fields) do

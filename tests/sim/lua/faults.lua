@@ -43,9 +43,19 @@ end
 
 function F.clear()
   state = { global = U.copy(F.defaults), endpoints = {}, scripts = {}, buckets = {}, injected = 0 }
+  state.idle = F.idle()
 end
 
 function F.injected() return state.injected end
+
+-- True when no knob is set and no script is queued: F.before can skip every check.
+function F.idle()
+  if #state.scripts > 0 or next(state.endpoints) ~= nil then return false end
+  for k, v in pairs(state.global) do
+    if type(v) == "number" and v ~= 0 and k ~= "retry_after" then return false end
+  end
+  return true
+end
 
 local function check_spec(spec, path)
   if type(spec) ~= "table" then return path .. ": must be an object" end
@@ -133,6 +143,7 @@ function F.set(doc)
     state.scripts[#state.scripts + 1] = { endpoint = sc.endpoint, method = sc.method and sc.method:upper(),
       steps = steps, next = 1 }
   end
+  state.idle = F.idle()
   return true
 end
 
@@ -175,9 +186,13 @@ local function retry_after(secs, fmt)
   return tostring(math.floor(secs))
 end
 
+-- The plan of every request while no fault is configured (shared, so read-only).
+local NO_FAULT = setmetatable({}, { __index = { delay_ms = 0 }, __newindex = function() error("read-only plan") end })
+
 -- Decides what happens before the handler runs. Returns plan = {status=?, headers=, body=,
 -- delay_ms=, fault=} where status set means "answer this instead of the handler".
 function F.before(ep, method)
+  if state.idle then return NO_FAULT end
   local plan = { delay_ms = 0 }
   local lat = knob(ep, "latency_ms") or 0
   local jit = knob(ep, "jitter_ms") or 0

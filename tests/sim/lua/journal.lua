@@ -81,10 +81,12 @@ function J.record(req, ep, resp, fault, now)
   local truncated = blen > J.MAX_BODY
   if truncated then body = cut(body, J.MAX_BODY) end
   local query = req.query or ""
-  if query ~= "" and (query:find("[Ss][Ee][Cc][Rr][Ee][Tt]") or query:find("[Pp][Aa][Ss][Ss][Ww]")
-      or query:find("[Tt][Oo][Kk][Ee][Nn]") or query:find("[Aa][Ss][Ss][Ee][Rr][Tt]")
-      or query:find("code=", 1, true)) then
-    query = redact_form(query)
+  if query ~= "" then
+    local lq = query:lower()
+    if lq:find("secret", 1, true) or lq:find("passw", 1, true) or lq:find("token", 1, true)
+        or lq:find("assert", 1, true) or query:find("code=", 1, true) then
+      query = redact_form(query)
+    end
   end
   if ep:match("%.token$") or (h["content-type"] or ""):find("x-www-form-urlencoded", 1, true) then
     body = redact_form(body)

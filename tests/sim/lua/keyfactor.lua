@@ -2,6 +2,8 @@
 local U = require("util")
 local D = require("data")
 local Q = require("kfquery")
+local SET = require("settings")
+local KL = require("kflist")
 
 local K = {}
 local C
@@ -9,8 +11,6 @@ local C
 local CT = "application/json; charset=utf-8"
 K.E_AUTH, K.E_HEADER, K.E_QUERY = "0xA0140001", "0xA0110002", "0xA0110005"
 K.E_VALIDATION, K.E_NOTFOUND = "0xA0110007", "0xA0110004"
-local STATE_NAMES = { [0] = "Unknown", "Active", "Revoked", "Denied", "Failed", "Pending",
-  "CertificateAuthority", "ParentCertificateAuthority", "ExternalValidation" }
 
 function K.init(ctx) C = ctx end
 
@@ -27,6 +27,9 @@ K.err = err
 local function no_content() return { status = 204, headers = {}, body = "" } end
 K.no_content = no_content
 
+-- Basic credentials already checked (the configured ones never change while running).
+local basic_seen, nbasic = {}, 0
+
 -- Basic ("DOMAIN\user:password") or Bearer; then the x-keyfactor-requested-with header.
 function K.auth(req)
   local h, cfg = req.headers, C.cfg
@@ -37,12 +40,18 @@ function K.auth(req)
   if scheme == "bearer" then
     ok = C.token_ok("keyfactor", cred)
   elseif scheme == "basic" then
-    local plain = U.b64decode(cred) or ""
-    local user, pass = plain:match("^([^:]*):(.*)$")
-    if user and pass == cfg.keyfactor_password then
-      local want = cfg.keyfactor_user:lower()
-      user = user:lower()
-      ok = user == want or (not want:find("\\", 1, true) and user:match("\\([^\\]*)$") == want)
+    ok = basic_seen[cred]
+    if ok == nil then
+      local plain = U.b64decode(cred) or ""
+      local user, pass = plain:match("^([^:]*):(.*)$")
+      ok = false
+      if user and pass == cfg.keyfactor_password then
+        local want = cfg.keyfactor_user:lower()
+        user = user:lower()
+        ok = user == want or (not want:find("\\", 1, true) and user:match("\\([^\\]*)$") == want)
+      end
+      if nbasic >= 64 then basic_seen, nbasic = {}, 0 end
+      basic_seen[cred], nbasic = ok, nbasic + 1
     end
   end
   if not ok then
@@ -91,51 +100,41 @@ function K.resolve(name)
   local f = C.world.keyfactor.field_by_lname[name:lower()]
   if not f then return nil end
   local fname = f.Name
-  if f.DataType == 2 then return { kind = "number", get = function(c) return c.md[fname] end } end
+  if f.DataType == 2 then return { kind = "number", md = fname, get = function(c) return c.md[fname] end } end
   if f.DataType == 3 then
-    return { kind = "date", get = function(c)
+    return { kind = "date", md = fname, get = function(c)
       local d = c.md[fname] and U.parse_ymd(c.md[fname])
       return d and d * 86400
     end }
   end
-  return { kind = "string", get = function(c) return c.md[fname] end }
+  return { kind = "string", md = fname, get = function(c) return c.md[fname] end }
 end
 
 local function today() return math.floor(C.now() / 86400) end
 function K.compile(q) return Q.compile(q, K.resolve, today()) end
 
-local function item(c, with_md)
-  local sans = U.array()
-  for i, s in ipairs(c.SANs) do sans[i] = { Id = c.Id * 100 + i, Value = s, Type = 2, ValueHash = U.null } end
-  local md = {}
-  if with_md then
-    local fl = C.world.keyfactor.field_by_lname
-    for k, v in pairs(c.md) do md[k] = K.render_md(fl[k:lower()], v) end
-  end
-  return { Id = c.Id, Thumbprint = c.Thumbprint, SerialNumber = c.SerialNumber, IssuedDN = c.IssuedDN,
-    IssuedCN = c.IssuedCN, ImportDate = U.iso(c.ImportDate), NotBefore = U.iso(c.NotBefore),
-    NotAfter = U.iso(c.NotAfter), IssuerDN = c.IssuerDN, PrincipalId = U.null, TemplateId = U.null,
-    CertState = c.CertState, CertStateString = STATE_NAMES[c.CertState] or "Unknown",
-    KeySizeInBits = c.KeySizeInBits, KeyType = c.KeyType, KeyTypeString = c.KeyType == 1 and "RSA" or "ECC",
-    RequesterId = U.null, IssuedOU = U.null, IssuedEmail = U.null, KeyUsage = 160,
-    SigningAlgorithm = c.SigningAlgorithm, CertificateAuthorityId = U.null,
-    CertificateAuthorityName = c.CertificateAuthorityName, TemplateName = c.TemplateName,
-    HasPrivateKey = c.HasPrivateKey, KeyRecoverable = false, ArchivedKey = false,
-    CertRequestId = c.CertRequestId, CARecordId = c.CARecordId or U.null, CARowIndex = 0,
-    RevocationEffDate = U.null, RevocationReason = U.null, RevocationComment = U.null,
-    ContentBytes = U.null, SubjectAltNameElements = sans,
-    ExtendedKeyUsages = U.array({ { Id = 1, Oid = "1.3.6.1.5.5.7.3.1", DisplayName = "Server Authentication" } }),
-    CRLDistributionPoints = U.array(), LocationsCount = U.array(), Locations = U.array(),
-    SSLLocations = U.array(), Metadata = md }
-end
+-- The members of Command's certificate query object: v10 documents them only as pq.<name>,
+-- v25 only unprefixed (setting keyfactorQueryNames: "v10", "v25", or "any" for both). Other
+-- parameters (includeMetadata, force, ...) are never prefixed.
+local QUERY_MEMBERS = { querystring = true, pagereturned = true, returnlimit = true, sortfield = true,
+  sortascending = true, includerevoked = true, includeexpired = true }
 
--- Query parameters of both generations, bound case-insensitively ("pq." prefix optional).
+-- Query parameters, names lowercased (they bind case-insensitively). In "any" mode both
+-- spellings bind and a pq.* one wins over its unprefixed twin whatever their order; a name
+-- sent twice in one spelling takes its last value.
 function K.params(req)
-  local p = {}
+  local mode = SET.get(C.world.settings, "keyfactorQueryNames")
+  local p, pq = {}, {}
   for _, kv in ipairs(req.arg_list or {}) do
-    local name = kv[1]:lower():gsub("^pq%.", "")
-    p[name] = kv[2]
+    local name = kv[1]:lower()
+    local base = name:match("^pq%.(.*)$")
+    if base then
+      if mode == "any" or (mode == "v10" and QUERY_MEMBERS[base]) then pq[base] = kv[2] end
+    elseif not QUERY_MEMBERS[name] or mode ~= "v10" then
+      p[name] = kv[2]
+    end
   end
+  for k, v in pairs(pq) do p[k] = v end
   return p
 end
 
@@ -170,9 +169,12 @@ local function int_param(v, name, default, lo)
 end
 
 -- PageReturned (1-based: 0 is refused) and ReturnLimit (0 gives an empty page with the total).
--- Returns page, limit or nil, error response.
+-- Returns page, limit or nil, error response. A server that ignores paging (setting
+-- keyfactorIgnorePaging) never reads PageReturned.
 function K.paging(p, default_limit)
-  local page, e1 = int_param(p.pagereturned, "PageReturned", 1, 1)
+  local pr = p.pagereturned
+  if SET.get(C.world.settings, "keyfactorIgnorePaging") then pr = nil end
+  local page, e1 = int_param(pr, "PageReturned", 1, 1)
   if not page then return nil, err(400, K.E_VALIDATION, e1) end
   local limit, e2 = int_param(p.returnlimit, "ReturnLimit", default_limit, 0)
   if not limit then return nil, err(400, K.E_VALIDATION, e2) end
@@ -194,33 +196,15 @@ local function list_certs(req)
   if p.sortascending and p.sortascending ~= "" and p.sortascending ~= "0" and p.sortascending ~= "1" then
     return err(400, K.E_VALIDATION, "SortAscending must be 0 (ascending) or 1 (descending).")
   end
-  local pred, qerr = K.compile(p.querystring or "")
-  if not pred then return err(400, K.E_QUERY, "Invalid query: " .. qerr) end
-  local now = C.now()
-  local out = {}
-  for _, c in ipairs(C.world.keyfactor.certs) do
-    if (inc_rev or c.CertState ~= 2) and (inc_exp or c.NotAfter >= now) and pred(c) then out[#out + 1] = c end
-  end
-  if sortname ~= "id" and sortname ~= "certid" then
-    local get = sort.get
-    local function key(c)
-      local v = get(c)
-      if sort.kind == "string" then return v and tostring(v):lower() or "" end
-      return tonumber(v) or -math.huge
-    end
-    table.sort(out, function(a, b)
-      local ka, kb = key(a), key(b)
-      if ka == kb then return a.Id < b.Id end
-      if desc then return ka > kb end
-      return ka < kb
-    end)
-  elseif desc then
-    table.sort(out, function(a, b) return a.Id > b.Id end)
-  end
-  local items = U.array()
+  local list, qerr = KL.list(K, C.world, { query = p.querystring or "", inc_rev = inc_rev, inc_exp = inc_exp,
+    sortname = sortname, desc = desc }, C.now(), today())
+  if not list then return err(400, K.E_QUERY, "Invalid query: " .. qerr) end
+  local parts = {}
   local first = (page - 1) * limit
-  for i = first + 1, math.min(#out, first + limit) do items[#items + 1] = item(out[i], inc_md) end
-  return json(200, items, { ["x-total-count"] = tostring(#out) })
+  for i = first + 1, math.min(#list, first + limit) do
+    parts[#parts + 1] = KL.item_json(C.world, list[i], inc_md, K.render_md)
+  end
+  return json(200, "[" .. table.concat(parts, ",") .. "]", { ["x-total-count"] = tostring(#list) })
 end
 
 local function get_cert(req, idtext)
@@ -228,7 +212,7 @@ local function get_cert(req, idtext)
   local c = id and C.world.keyfactor.by_id[id]
   if not c then return err(404, K.E_NOTFOUND, "Certificate with Id " .. idtext:sub(1, 32) .. " was not found.") end
   local md = bool(K.params(req).includemetadata, true)
-  return json(200, item(c, md ~= false))
+  return json(200, KL.item_json(C.world, c, md ~= false, K.render_md))
 end
 
 -- Validates name -> value pairs against the field definitions; returns list or nil, response.
@@ -253,6 +237,7 @@ end
 
 local function set_md(c, name, v)
   if v == "" then c.md[name] = nil else c.md[name] = v end
+  KL.md_written(C.world, c, name)
 end
 
 local function put_metadata(req)
@@ -331,7 +316,7 @@ function K.route(req)
   if lsub == "/status/endpoints" and m == "GET" then
     return "keyfactor.status", function()
       return json(200, U.array(U.copy(ENDPOINTS)),
-        { ["x-keyfactor-product-version"] = C.world.settings.productVersion or "25.1.0.0" })
+        { ["x-keyfactor-product-version"] = SET.view(C.world.settings, C.cfg).productVersion })
     end
   end
   local id = lsub:match("^/certificates/(%d+)$")

@@ -2,6 +2,7 @@
 local U = require("util")
 local D = require("data")
 local Q = require("kfquery")
+local KL = require("kflist")
 
 local M = {}
 
@@ -137,6 +138,7 @@ function M.handler(K, C, rest, method)
       for _, c in ipairs(k.certs) do c.md[f.Name] = nil end
       for i, x in ipairs(k.fields) do if x == f then table.remove(k.fields, i); break end end
       D.index(C.world)
+      KL.fields_changed(C.world)
       C.write("keyfactor.metadatafields")
       return K.no_content()
     end
@@ -163,6 +165,7 @@ function M.handler(K, C, rest, method)
         k.fields[#k.fields + 1] = f
       end
       D.index(C.world)
+      KL.fields_changed(C.world)
       C.write("keyfactor.metadatafields")
       return K.json(200, obj(f))
     end

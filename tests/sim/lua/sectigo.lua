@@ -1,13 +1,14 @@
 -- Sectigo Certificate Manager REST API endpoints (/api/...).
 local U = require("util")
 local D = require("data")
+local SET = require("settings")
+local SI = require("scindex")
+local JC = require("jcache")
 
 local S = {}
 local C -- shared context from sim.lua: C.world, C.cfg, C.write(ep), C.token_ok(api, tok)
 
 local CT = "application/json;charset=UTF-8"
-local ISSUER_OV = "CN=Sectigo RSA Organization Validation Secure Server CA,O=Sectigo Limited,L=Salford,ST=Greater Manchester,C=GB"
-local ISSUER_EV = "CN=Sectigo RSA Extended Validation Secure Server CA,O=Sectigo Limited,L=Salford,ST=Greater Manchester,C=GB"
 local NAMED_FORMATS = { ISO = "yyyy-MM-dd", ISO_HMS = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'", EU = "dd.MM.yyyy",
   EU_HMS = "dd.MM.yyyy HH:mm:ss", US = "MM/dd/yyyy", US_HMS = "MM/dd/yyyy HH:mm:ss", UK = "dd/MM/yyyy",
   UK_HMS = "dd/MM/yyyy HH:mm:ss", JP = "yyyy/MM/dd", JP_HMS = "yyyy/MM/dd HH:mm:ss" }
@@ -56,22 +57,39 @@ end
 
 local function arr(t) return U.array(t) end
 
+-- A profile as details and GET /api/ssl/v1/types show it; built once per type (types never
+-- change while running) and only ever encoded, never modified.
+local TYPE_OBJ = setmetatable({}, { __mode = "k" })
+local function type_obj(t)
+  local o = TYPE_OBJ[t]
+  if not o then
+    local kt = {}
+    for k, v in pairs(t.keyTypes or {}) do kt[k] = arr(U.copy(v)) end
+    o = { id = t.id, name = t.name, description = t.description, terms = arr(U.copy(t.terms)),
+      keyTypes = kt, useSecondaryOrgName = t.useSecondaryOrgName or false }
+    TYPE_OBJ[t] = o
+  end
+  return o
+end
+
+local KEY_USAGES = arr({ "digitalSignature", "keyEncipherment" })
+local EXT_KEY_USAGES = arr({ "serverAuth", "clientAuth" })
+local AUTO_INSTALL, AUTO_RENEW = { state = "Not configured" }, { state = "Not scheduled" }
+
 local function details(c, fmt)
   local w = C.world.sectigo
   local t = w.type_by_id[c.typeId] or { id = c.typeId, name = "", description = "", terms = {}, keyTypes = {} }
-  local kt = {}
-  for k, v in pairs(t.keyTypes or {}) do kt[k] = arr(U.copy(v)) end
   local d = { commonName = c.commonName, sslId = c.id, id = c.id, orgId = c.orgId, status = c.status,
     orderNumber = 7000000 + c.id, backendCertId = tostring(7000000 + c.id), vendor = "Sectigo Limited",
-    certType = { id = t.id, name = t.name, description = t.description, terms = arr(U.copy(t.terms)),
-      keyTypes = kt, useSecondaryOrgName = t.useSecondaryOrgName or false },
+    certType = type_obj(t),
     subType = "", validationType = t.id == 1025 and "Extended Validation (EV)" or "Organization Validation (OV)",
-    term = c.term, owner = "Sim Admin", ownerId = 85, requester = c.requester, requestedVia = "Enrollment Form",
+    term = c.term, owner = "Sim Admin", ownerId = 85, requester = c.requester, requestedVia = c.via or D.VIA_DEFAULT,
+    externalRequester = c.externalRequester,
     comments = c.comments, renewed = false, signatureAlg = c.signatureAlg, keyAlgorithm = c.keyAlgorithm,
     keySize = c.keySize, keyType = c.keyAlgorithm .. " - " .. c.keySize,
-    keyUsages = arr({ "digitalSignature", "keyEncipherment" }), extendedKeyUsages = arr({ "serverAuth", "clientAuth" }),
+    keyUsages = KEY_USAGES, extendedKeyUsages = EXT_KEY_USAGES,
     subjectAlternativeNames = arr(U.copy(c.sans)), customFields = arr(),
-    autoInstallDetails = { state = "Not configured" }, autoRenewDetails = { state = "Not scheduled" },
+    autoInstallDetails = AUTO_INSTALL, autoRenewDetails = AUTO_RENEW,
     suspendNotifications = c.suspendNotifications or false }
   for _, k in ipairs({ "requested", "approved", "issued", "expires", "revoked" }) do
     if c[k] then d[k] = fmt(c[k]) end
@@ -79,7 +97,7 @@ local function details(c, fmt)
   if c.revoked then d.reasonCode = 0 end
   if c.serial then d.serialNumber = c.serial == "" and "" or U.colon_hex(c.serial) end
   if c.serial and c.serial ~= "" then
-    d.certificateDetails = { issuer = t.id == 1025 and ISSUER_EV or ISSUER_OV,
+    d.certificateDetails = { issuer = D.sectigo_issuer(c.typeId),
       subject = "CN=" .. c.commonName .. ",O=Example Corp,L=Springfield,C=US",
       subjectAltNames = "dNSName=" .. table.concat(c.sans, ", dNSName="),
       md5Hash = c.sha1 and c.sha1:sub(1, 32), sha1Hash = c.sha1 }
@@ -95,8 +113,7 @@ end
 
 local function details_body(c, fmt)
   if fmt ~= DEFAULT_FMT then return U.encode(details(c, fmt)) end
-  if not c.cache then c.cache = U.encode(details(c, fmt)) end
-  return c.cache
+  return JC.of(C.world):fetch("scd", c, function() return U.encode(details(c, fmt)) end)
 end
 
 -- A non-negative int32 query parameter, or default; false when invalid.
@@ -112,61 +129,61 @@ local STATUS_CI = {}
 for _, s in ipairs(D.STATUSES) do STATUS_CI[s:lower()] = s end
 STATUS_CI["sa approved"] = "SAApproved"
 
+-- One list item's JSON (cached: nothing in it can change).
+local function list_item(c, plain)
+  local out = { '{"sslId":', tostring(c.id) }
+  if c.commonName ~= "" then out[#out + 1] = ',"commonName":' .. U.jstr(c.commonName) end
+  if #c.sans > 0 then
+    local q = {}
+    for i, n in ipairs(c.sans) do q[i] = U.jstr(n) end
+    out[#out + 1] = ',"subjectAlternativeNames":[' .. table.concat(q, ",") .. "]"
+  end
+  if c.serial and c.serial ~= "" then
+    out[#out + 1] = ',"serialNumber":"' .. (plain and c.serial or U.colon_hex(c.serial)) .. '"'
+  end
+  out[#out + 1] = "}"
+  return table.concat(out)
+end
+
 local function list(req)
   local a = req.args
+  local st = C.world.settings
   local pos, size = uint(a.position, 0), uint(a.size, 10)
+  -- A server that ignores paging (setting sectigoIgnorePaging) never reads position.
+  if SET.get(st, "sectigoIgnorePaging") then pos = 0 end
   if not pos then return invalid("position") end
   if not size then return invalid("size") end
   if size > 200 then size = 200 end
-  local filters = {}
+  local f = {}
   if a.sslTypeId and a.sslTypeId ~= "" then
-    local t = uint(a.sslTypeId)
-    if not t then return invalid("sslTypeId") end
-    filters[#filters + 1] = function(c) return c.typeId == t end
+    f.typeId = uint(a.sslTypeId)
+    if not f.typeId then return invalid("sslTypeId") end
   end
   if a.orgId and a.orgId ~= "" then
-    local o = uint(a.orgId)
-    if not o then return invalid("orgId") end
-    filters[#filters + 1] = function(c) return c.orgId == o end
+    f.orgId = uint(a.orgId)
+    if not f.orgId then return invalid("orgId") end
   end
   if a.status and a.status ~= "" then
-    local st = STATUS_CI[a.status:lower()]
-    if not st then return invalid("status") end
-    filters[#filters + 1] = function(c) return c.status == st end
+    f.status = STATUS_CI[a.status:lower()]
+    if not f.status then return invalid("status") end
   end
   -- Longer values cannot match a certificate: refused like any other invalid parameter.
   if a.serialNumber and #a.serialNumber > 256 then return invalid("serialNumber") end
   if a.commonName and #a.commonName > 255 then return invalid("commonName") end
-  if a.serialNumber and a.serialNumber ~= "" then
-    local sn = U.norm_serial(a.serialNumber)
-    filters[#filters + 1] = function(c) return sn ~= "" and U.norm_serial(c.serial) == sn end
-  end
-  if a.commonName and a.commonName ~= "" then
-    local cn = a.commonName:lower()
-    filters[#filters + 1] = function(c) return c.commonName:lower() == cn end
-  end
-  local certs = C.world.sectigo.certs
-  if #filters > 0 then
-    local out = {}
-    for _, c in ipairs(certs) do
-      local ok = true
-      for _, f in ipairs(filters) do if not f(c) then ok = false; break end end
-      if ok then out[#out + 1] = c end
-    end
-    certs = out
-  end
+  if a.serialNumber and a.serialNumber ~= "" then f.serial = U.norm_serial(a.serialNumber) end
+  if a.commonName and a.commonName ~= "" then f.cn = a.commonName:lower() end
+  local certs = SI.list(C.world, f)
   local hdr = { ["X-Total-Count"] = tostring(#certs) }
   if req.method == "HEAD" then return { status = 200, headers = hdr, body = "" } end
-  local plain = C.world.settings.sectigoListSerialFormat == "plain"
-  local items = arr()
+  local plain = st.sectigoListSerialFormat == "plain"
+  local jc = JC.of(C.world)
+  jc:use_variant("scl", plain)
+  local parts = {}
   for i = pos + 1, math.min(#certs, pos + size) do
     local c = certs[i]
-    local it = { sslId = c.id, commonName = c.commonName ~= "" and c.commonName or nil }
-    if #c.sans > 0 then it.subjectAlternativeNames = arr(U.copy(c.sans)) end
-    if c.serial and c.serial ~= "" then it.serialNumber = plain and c.serial or U.colon_hex(c.serial) end
-    items[#items + 1] = it
+    parts[#parts + 1] = jc:get("scl", c) or jc:put("scl", c, list_item(c, plain))
   end
-  return json(200, items, hdr)
+  return json(200, "[" .. table.concat(parts, ",") .. "]", hdr)
 end
 
 local function get_details(req, idtext)
@@ -243,7 +260,7 @@ local function update(req)
   c.cf = merged
   if type(doc.comments) == "string" then c.comments = doc.comments ~= "" and doc.comments or nil end
   if doc.suspendNotifications ~= nil then c.suspendNotifications = doc.suspendNotifications end
-  c.cache = nil
+  JC.of(C.world):drop(c)
   C.write("sectigo.update")
   local fmt, bad = date_fmt(req)
   if not fmt then return bad end
@@ -275,12 +292,7 @@ end
 
 local function types()
   local out = arr()
-  for _, t in ipairs(C.world.sectigo.types) do
-    local kt = {}
-    for k, v in pairs(t.keyTypes or {}) do kt[k] = arr(U.copy(v)) end
-    out[#out + 1] = { id = t.id, name = t.name, description = t.description, terms = arr(U.copy(t.terms)),
-      keyTypes = kt, useSecondaryOrgName = t.useSecondaryOrgName or false }
-  end
+  for _, t in ipairs(C.world.sectigo.types) do out[#out + 1] = type_obj(t) end
   return json(200, out)
 end
 

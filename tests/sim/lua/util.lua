@@ -29,6 +29,20 @@ end
 
 function U.encode(v) return json.encode(v) end
 
+-- The host's native helpers, when this runs inside metasync-sim (its package.preload.sim is C;
+-- elsewhere, e.g. a harness under `metasync run`, the Lua fallbacks below serve).
+local native
+do
+  local pre = package.preload and package.preload.sim
+  if pre and debug.getinfo(pre, "S").what == "C" then
+    local okn, m = pcall(require, "sim")
+    if okn and type(m) == "table" then native = m end
+  end
+end
+
+-- A JSON string literal, exactly as the encoder writes a string (for JSON assembled from pieces).
+U.jstr = native and native.jstr or json.encode
+
 -- Decodes untrusted text; never raises. Returns value or nil, message.
 function U.decode(s)
   if type(s) ~= "string" or s == "" then return nil, "empty body" end
@@ -87,10 +101,21 @@ end
 
 function Rng:pick(t) return t[self:int(#t)] end
 
+local HEX = {}
+for b = 0, 255 do HEX[b] = string.format("%02X", b) end
+
+-- nbytes random bytes as uppercase hex (the same draws as nbytes calls of self:int(0, 255)).
+local hexbuf = {}
 function Rng:hex(nbytes)
-  local out = {}
-  for i = 1, nbytes do out[i] = string.format("%02X", self:int(0, 255)) end
-  return table.concat(out)
+  local out, x = hexbuf, self.x
+  for i = 1, nbytes do -- Rng:next inlined
+    x = x ~ (x << 13)
+    x = x ~ (x >> 7)
+    x = x ~ (x << 17)
+    out[i] = HEX[(x >> 11) % 256]
+  end
+  self.x = x
+  return table.concat(out, "", 1, nbytes)
 end
 
 -- Dates. Sectigo dates are day numbers since 1970-01-01; Keyfactor ones epoch seconds.
@@ -177,12 +202,13 @@ function U.ymd(days)
   return string.format("%04d-%02d-%02d", y, m, d)
 end
 
-function U.iso(secs)
+local function iso(secs)
   local days = secs // 86400
   local r = secs - days * 86400
   local y, m, d = U.civil_from_days(days)
   return string.format("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, r // 3600, r % 3600 // 60, r % 60)
 end
+U.iso = native and native.iso or iso
 
 -- Java-style date pattern -> compiled formatter(days) or nil, error.
 local pattern_cache, pattern_count = {}, 0
@@ -211,7 +237,11 @@ function U.date_formatter(pat)
       i = i + 1
     end
   end
+  -- Rendering is pure in the day, so each formatter remembers the days it rendered.
+  local memo, nmemo = {}, 0
   f = function(days)
+    local hit = memo[days]
+    if hit then return hit end
     local y, m, d = U.civil_from_days(days)
     local out = {}
     for k, p in ipairs(parts) do
@@ -228,7 +258,10 @@ function U.date_formatter(pat)
         else out[k] = "00" end
       end
     end
-    return table.concat(out)
+    local s = table.concat(out)
+    if nmemo >= 100000 then memo, nmemo = {}, 0 end
+    memo[days], nmemo = s, nmemo + 1
+    return s
   end
   if pattern_count < 64 then
     pattern_cache[pat] = f
