@@ -42,9 +42,11 @@ function M.run(policy, opts)
   fieldset.apply(ctx, defs)
 
   -- 6 + 7. The Keyfactor stream; each matched pair read, decided and written in its own task.
-  -- Enough pairs in flight to keep both APIs' request caps busy at once.
+  -- Enough pairs in flight to keep both APIs' request caps busy at once: a pair holds one
+  -- request at a time, so both caps full takes sc + kf pairs; twice that leaves slack for
+  -- the pairs between their two requests and for the listing's own requests.
   pair.prepare(ctx)
-  local limit = ctx.concurrency.sectigo + ctx.concurrency.keyfactor + 8
+  local limit = 2 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor)
   local lerr = kfstream.run(ctx, policy, ctx.index, pair[policy.direction], limit)
   if lerr then
     local msg = "listing Keyfactor certificates failed: " .. lerr
