@@ -5,13 +5,12 @@
 -- density seen so far so that one answer stays within a few MB.
 --
 -- A row is kept compactly: the sslId and the values of the slots a run needs (custom fields
--- by name, details paths a row also carries), packed into one string. doc() turns an entry back into
+-- by name, details paths a row also carries), in one flat list. doc() turns an entry back into
 -- a details-shaped table for the policy hooks, so whichever path produced the values, the
 -- hooks see the same thing.
 local log = require("metasync.log")
 local task = require("metasync.task")
 local serial = require("metasync.serial")
-local json = require("metasync.json")
 
 local M = {}
 
@@ -77,38 +76,11 @@ function M.keys(slots)
   return out
 end
 
--- An entry is packed into one string: a tag and a payload per slot. Tens of thousands of
--- entries live for the whole run, and a string costs a third of a table of the same values.
-local pack, unpack = string.pack, string.unpack
-
-local function put(out, v)
-  local t = type(v)
-  if v == false or v == nil then out[#out + 1] = "f"
-  elseif t == "string" then out[#out + 1] = pack("c1s4", "s", v)
-  elseif t == "boolean" then out[#out + 1] = "b" .. (v and "1" or "0")
-  elseif math.type(v) == "integer" then out[#out + 1] = pack("c1j", "i", v)
-  elseif t == "number" then out[#out + 1] = pack("c1n", "n", v)
-  else out[#out + 1] = pack("c1s4", "t", json.encode(v)) end
-end
-
-local function get(e, pos)
-  local tag = e:sub(pos, pos)
-  if tag == "f" then return false, pos + 1
-  elseif tag == "s" then return unpack("s4", e, pos + 1)
-  elseif tag == "b" then return e:sub(pos + 1, pos + 1) == "1", pos + 2
-  elseif tag == "i" then return unpack("j", e, pos + 1)
-  elseif tag == "n" then return unpack("n", e, pos + 1)
-  end
-  local text, nxt = unpack("s4", e, pos + 1)
-  return json.decode(text), nxt
-end
-
--- entry(row, slots, id) -> the packed entry: the sslId, then one value per slot (false when
--- the row has none).
+-- entry(row, slots) -> {sslId, v1, ..., vn}; a slot without a value holds false.
 local function entry(row, slots, id)
-  local out = { pack("j", id) }
+  local e = { id }
   local by_name
-  for _, s in ipairs(slots) do
+  for i, s in ipairs(slots) do
     local v
     if s.kind == "custom" then
       if not by_name then
@@ -125,25 +97,20 @@ local function entry(row, slots, id)
       v = row[s.key]
       if s.conv then v = s.conv(v) end
     end
-    if v == json.null then v = false end
-    put(out, v)
+    if v == nil then v = false end
+    e[i + 1] = v
   end
-  return table.concat(out)
+  return e
 end
-
--- id(e) -> the sslId of a packed entry
-function M.id(e) return (unpack("j", e)) end
 
 -- doc(e, slots) -> a details-shaped table holding what the entry carries. The {name, value}
 -- pairs are shared between certificates with the same value (a doc is read, never changed),
 -- which saves most of a doc's allocations.
 function M.doc(e, slots)
-  local id, pos = unpack("j", e)
   local cfs = {}
-  local d = { id = id, sslId = id, customFields = cfs }
-  for _, s in ipairs(slots) do
-    local v
-    v, pos = get(e, pos)
+  local d = { id = e[1], sslId = e[1], customFields = cfs }
+  for i, s in ipairs(slots) do
+    local v = e[i + 1]
     if v ~= false then
       if s.kind == "custom" then
         local shared = s.shared

@@ -18,7 +18,7 @@ function Index:get(key)
   local e = self.map[key]
   if e == nil then return nil end
   if type(e) == "number" then return e end
-  return bulk.id(e), bulk.doc(e, self.slots)
+  return e[1], bulk.doc(e, self.slots)
 end
 
 local function add(ix, key, value)
