@@ -52,19 +52,22 @@ for _, d in ipairs({ "requested", "approved", "declined", "issued", "expires", "
   path(d, d, mmddyyyy)
 end
 
--- plan(custom_names, manual_paths) -> slots, or nil and the first path a row lacks.
--- slots: { {kind="custom", name=} | {kind="path", path=, key=, conv=} ... }
+-- plan(custom_names, manual_paths) -> slots, the paths no row carries (a list, maybe empty).
+-- slots: { {kind="custom", name=} | {kind="path", path=, key=, conv=, segs=} ... }
 function M.plan(custom_names, manual_paths)
-  local slots = {}
+  local slots, missing = {}, {}
   for _, n in ipairs(custom_names) do slots[#slots + 1] = { kind = "custom", name = n, lname = n:lower() } end
   for _, p in ipairs(manual_paths) do
     local m = M.PATHS[tostring(p):lower()]
-    if not m then return nil, p end
-    local segs = {}
-    for seg in m[1]:gmatch("[^%.]+") do segs[#segs + 1] = seg end
-    slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3], segs = segs }
+    if m then
+      local segs = {}
+      for seg in m[1]:gmatch("[^%.]+") do segs[#segs + 1] = seg end
+      slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3], segs = segs }
+    else
+      missing[#missing + 1] = tostring(p)
+    end
   end
-  return slots
+  return slots, missing
 end
 
 -- keys(slots) -> the row keys to decode

@@ -8,12 +8,7 @@ local fields = require("metasync.fields")
 
 local M = {}
 
-local Fatal = {}
-M.Fatal = Fatal
-local function fatal(fmt, ...)
-  error(setmetatable({ msg = string.format(fmt, ...) }, Fatal), 0)
-end
-M.fatal = fatal
+local fatal = require("metasync.setup").fatal
 
 -- settle_names(ctx, list, policy): rewrites every Keyfactor name through the policy; a
 -- character without a replacement is added to bannedcharacters.json (written back) and the

@@ -12,7 +12,7 @@ local kfstream = require("metasync.kfstream")
 local pair = require("metasync.pair")
 
 local M = {}
-local fatal = fieldset.fatal
+local fatal = setup.fatal
 
 local function writes(ctx)
   return ctx.sectigo.rest.stats.writes + ctx.keyfactor.rest.stats.writes

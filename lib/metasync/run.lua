@@ -3,12 +3,11 @@
 -- log once it is set up) and exit 1; anything unexpected also gets its traceback at debug.
 local log = require("metasync.log")
 local setup = require("metasync.setup")
-local fieldset = require("metasync.fieldset")
 
 local M = {}
 
-M.fatal = fieldset.fatal
-local Fatal = fieldset.Fatal
+M.fatal = setup.fatal
+local Fatal = setup.Fatal
 
 local function options()
   local ok, o = pcall(require, "metasync.options")

@@ -11,7 +11,7 @@ local M = {}
 local Index = {}
 Index.__index = Index
 
-local fatal = require("metasync.fieldset").fatal
+local fatal = require("metasync.setup").fatal
 
 -- get(key) -> sslId, details-shaped doc (bulk only) | nil
 function Index:get(key)
@@ -51,7 +51,8 @@ local function from_listing(ctx, ix, filters)
   end
 end
 
--- slots(ctx) -> bulk slots and whether details are still needed (a mapped path no row has)
+-- bulk_slots(ctx) -> bulk slots, and the mapped paths no row carries (details are then still
+-- needed for each matched certificate)
 local function bulk_slots(ctx)
   local custom, manual = {}, {}
   if ctx.direction == "kftosc" then
@@ -66,14 +67,7 @@ local function bulk_slots(ctx)
       elseif f.kind == "manual" then manual[#manual + 1] = f.sectigo end
     end
   end
-  local slots, missing = bulk.plan(custom, {})
-  local need_details = false
-  for _, p in ipairs(manual) do
-    local more = bulk.plan({}, { p })
-    if more then slots[#slots + 1] = more[1]
-    else need_details = true; missing = p end
-  end
-  return slots, need_details, missing
+  return bulk.plan(custom, manual)
 end
 
 -- build(ctx, policy) -> index. A failed listing (or an unusable report under
@@ -83,14 +77,14 @@ function M.build(ctx, policy)
   local filters = policy.sectigo_filters(ctx)
   local mode = ctx.cfg.sectigoBulkReads or "off"
   if mode ~= "off" then
-    local slots, need_details, missing = bulk_slots(ctx)
+    local slots, missing = bulk_slots(ctx)
     ix.slots = slots
     local ok, err, unavailable = bulk.build(ctx, filters, slots, function(key, e) add(ix, key, e) end)
     if ok then
-      ix.bulk, ix.need_details = true, need_details
-      if need_details then
-        log.info("sync", "bulk reads: details path '%s' is not in report rows; details are fetched for each matched certificate",
-          tostring(missing))
+      ix.bulk, ix.need_details = true, #missing > 0
+      if ix.need_details then
+        log.info("sync", "bulk reads: details path(s) %s are not in report rows; details are fetched for each matched certificate",
+          table.concat(missing, ", "))
       end
     elseif mode == "on" or not unavailable then
       fatal("Sectigo bulk report failed (sectigoBulkReads is %s): %s", mode, tostring(err))

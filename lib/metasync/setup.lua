@@ -14,6 +14,14 @@ local function stderr(fmt, ...)
 end
 M.stderr = stderr
 
+-- fatal(fmt, ...): stops the run with exit 1 and one line (metasync.run turns it into that);
+-- only for what happens before the first write.
+local Fatal = {}
+M.Fatal = Fatal
+function M.fatal(fmt, ...)
+  error(setmetatable({ msg = string.format(fmt, ...) }, Fatal), 0)
+end
+
 local function host_of(url) return url:match("^https?://([^/]+)") end
 
 -- clients(cfg, opts) -> sectigo client, keyfactor client
