@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <lualib.h>
 #include <pcre2.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,7 @@ static int open_state(lua_State *L) {
                                   {"metasync.task", luaopen_metasync_task},
                                   {"metasync.http", luaopen_metasync_http},
                                   {"metasync.log", luaopen_metasync_log},
+                                  {"metasync.db", luaopen_metasync_db},
                                   {"metasync.options", load_options},
                                   {"cjson", luaopen_cjson},
                                   {NULL, NULL}};
@@ -262,5 +264,6 @@ void host_print_versions(void) {
   printf("  libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
   printf("  PCRE2 %s\n", pcre);
   printf("  lua-cjson %s\n", cj);
+  printf("  sqlite %s\n", sqlite3_libversion());
   if (L) lua_close(L);
 }

@@ -22,21 +22,26 @@ static const char usage_text[] =
     "commands:\n"
     "  sctokf              Sectigo custom fields and attributes -> Keyfactor metadata\n"
     "  kftosc              Keyfactor metadata -> Sectigo custom fields\n"
+    "  sync                both ways, against the baseline of last-agreed values\n"
+    "  report [RUN]        one run's journal (default: the last run) as CSV, or --format jsonl\n"
+    "  revert RUN          write back the old values of a run's writes (--dry-run to preview)\n"
     "  run SCRIPT [args]   run a Lua script with the engine's modules\n"
     "  repl                interactive Lua shell with live clients for both APIs\n"
     "\n"
     "options:\n"
     "  -c, --config DIR        configuration directory (default ./config)\n"
-    "      --scripts DIR       look for sctokf.lua/kftosc.lua here first\n"
+    "      --scripts DIR       look for sctokf.lua/kftosc.lua/sync.lua here first\n"
     "      --log-level LEVEL   trace, debug, info, warn, error or fatal\n"
     "  -v, --verbose           debug logging and full tracebacks on errors\n"
     "      --dry-run           compute and print the plan, write nothing\n"
     "  -j, --concurrency N     requests in flight per API (default: the config's, else 16)\n"
+    "      --format FORMAT     report: csv (the default) or jsonl\n"
     "  -h, --help              this help\n"
     "      --version           versions of metasync and the libraries it runs with\n"
     "\n"
     "Scripts are searched in --scripts DIR, then <config dir>/scripts/, then the stock scripts/.\n"
-    "Exit codes: 0 success, 1 fatal error before any write, 2 some certificates failed, 64 usage.\n";
+    "Exit codes: 0 success, 1 fatal error before any write, 2 some certificates failed,\n"
+    "3 completed with conflicts left unresolved (sync; revert: values changed since the run), 64 usage.\n";
 
 __attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...) {
   if (fmt) {
@@ -58,9 +63,11 @@ static int valid_level(const char *s) {
   return 0;
 }
 
+static const char *report_format; /* --format, for report */
+
 /* Parse options from argv[optind..]; returns 0, or an exit code when the run is over. */
 static int parse_options(int argc, char **argv, HostOptions *o) {
-  enum { OPT_SCRIPTS = 256, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_VERSION };
+  enum { OPT_SCRIPTS = 256, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_VERSION, OPT_FORMAT };
   static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
                                          {"scripts", required_argument, NULL, OPT_SCRIPTS},
                                          {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -69,6 +76,7 @@ static int parse_options(int argc, char **argv, HostOptions *o) {
                                          {"concurrency", required_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, OPT_VERSION},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
                                          {NULL, 0, NULL, 0}};
   int c;
   opterr = 0;
@@ -92,6 +100,11 @@ static int parse_options(int argc, char **argv, HostOptions *o) {
     }
     case 'h': fputs(usage_text, stdout); return -1;
     case OPT_VERSION: host_print_versions(); return -1;
+    case OPT_FORMAT:
+      if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "jsonl") != 0)
+        return usage("--format expects csv or jsonl, not '%s'", optarg);
+      report_format = optarg;
+      break;
     case ':': return usage("option '%s' needs a value", argv[optind - 1]);
     default: return usage("unknown option '%s'", argv[optind - 1]);
     }
@@ -113,8 +126,30 @@ int main(int argc, char **argv) {
 
   const char *script = NULL;
   char *found = NULL;
-  if (strcmp(command, "sctokf") == 0 || strcmp(command, "kftosc") == 0 ||
-      strcmp(command, "repl") == 0) {
+  int policy = strcmp(command, "sctokf") == 0 || strcmp(command, "kftosc") == 0 ||
+               strcmp(command, "sync") == 0;
+  /* report and revert: options anywhere, up to one positional (the run), handed to the
+   * journal command in lib/ as its arguments. */
+  char *cmd_args[4];
+  int cmd_nargs = 0;
+  if (strcmp(command, "report") == 0 || strcmp(command, "revert") == 0) {
+    const char *run = NULL;
+    for (;;) {
+      if ((rc = parse_options(argc, argv, &o))) return rc < 0 ? 0 : rc;
+      if (optind >= argc) break;
+      if (run) return usage("unexpected argument '%s'", argv[optind]);
+      run = argv[optind++];
+    }
+    if (!run && strcmp(command, "revert") == 0) return usage("revert needs a run id (or 'last')");
+    cmd_args[cmd_nargs++] = (char *)command;
+    cmd_args[cmd_nargs++] = (char *)(run ? run : "last");
+    cmd_args[cmd_nargs++] = (char *)(report_format ? report_format : "csv");
+    o.args = cmd_args;
+    o.nargs = cmd_nargs;
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/lib/metasync/journalcmd.lua", host_stock_dir());
+    script = path;
+  } else if (policy || strcmp(command, "repl") == 0) {
     /* Options may also follow these commands: `metasync sctokf --dry-run`. */
     if ((rc = parse_options(argc, argv, &o))) return rc < 0 ? 0 : rc;
     if (optind < argc) return usage("unexpected argument '%s'", argv[optind]);
@@ -127,7 +162,7 @@ int main(int argc, char **argv) {
     return usage("unknown command '%s'", argv[optind - 1]);
   }
 
-  if (strcmp(command, "sctokf") == 0 || strcmp(command, "kftosc") == 0) {
+  if (policy) {
     found = host_find_script(&o, command);
     if (!found) {
       fprintf(stderr, "metasync: no %s.lua in %s%s%s/scripts or %s/scripts\n", command,

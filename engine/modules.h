@@ -10,6 +10,7 @@ int luaopen_metasync_re(lua_State *L);
 int luaopen_metasync_task(lua_State *L);
 int luaopen_metasync_http(lua_State *L);
 int luaopen_metasync_log(lua_State *L);
+int luaopen_metasync_db(lua_State *L);
 int luaopen_cjson(lua_State *L); /* from Debian's lua-cjson static archive */
 
 /* log.c: C-side logging into the same sinks as metasync.log. */

@@ -9,7 +9,7 @@ local M = {}
 M.FIELD_KEYS = { "sectigoFieldName", "keyfactorMetadataFieldName", "keyfactorDescription",
   "keyfactorDataType", "keyfactorHint", "keyfactorValidation", "keyfactorEnrollment",
   "keyfactorMessage", "keyfactorOptions", "keyfactorDefaultValue", "keyfactorDisplayOrder",
-  "keyfactorCaseSensitive", "keyfactorAllowAPI" }
+  "keyfactorCaseSensitive", "keyfactorAllowAPI", "syncDirection" }
 
 local LEVELS = { trace = 1, debug = 1, info = 1, warn = 1, error = 1, fatal = 1 }
 

@@ -35,6 +35,9 @@ M.KEYS = {
   { "caFile", "str" }, { "proxy", "str" }, { "insecureSkipVerify", "bool", false },
   { "logDirectory", "str", "logs" }, { "logLevel", "level", "info" },
   { "logMaxSizeMB", "num", 10, min = 0 }, { "logMaxFiles", "int", 5, min = 1, max = 100 },
+  -- the sync state (baseline + journal) and two-way sync
+  { "stateFile", "str", "state/metasync.db" }, { "journalDays", "int", 90, min = 0, max = 36500 },
+  { "conflictPolicy", "enum", "report", values = { "report", "sectigo", "keyfactor" } },
 }
 
 M.OAUTH_KEYS = { "tokenUrl", "clientId", "clientSecret", "scopesCsv", "audience",
@@ -108,6 +111,28 @@ local function check_settings(cfg, file, errs)
   end
 end
 
+-- home(dir) -> the tool's home: the parent of the configuration directory, where the old tool
+-- kept its executable and logs/. Lexical, so it never depends on the working directory of a
+-- cron job beyond what the configuration path itself says.
+function M.home(dir)
+  dir = dir:gsub("/+$", "")
+  if dir == "" then return "/" end
+  local last = dir:match("([^/]+)$")
+  if last == "." or last == ".." then return dir .. "/.." end
+  local parent = dir:match("^(.*)/[^/]+$")
+  if parent == nil then return "." end
+  if parent == "" then return "/" end
+  return parent
+end
+
+-- resolve(cfg, path) -> an absolute path as is; a relative one against the tool's home.
+function M.resolve(cfg, path)
+  if path:sub(1, 1) == "/" then return path end
+  local home = M.home(cfg.dir)
+  if home == "." then return path end
+  return home .. "/" .. path
+end
+
 -- load(dir) -> cfg, warnings | nil, errors (a list of one-line messages), warnings
 function M.load(dir)
   dir = (dir or "config"):gsub("/+$", "")
@@ -155,6 +180,11 @@ function M.load(dir)
     cfg[key] = val
   end
   check_settings(cfg, file, errs)
+  if cfg.stateFile == "" then
+    errs[#errs + 1] = string.format("%s: key 'stateFile': expected a file path", file)
+  else
+    cfg.state_path = M.resolve(cfg, cfg.stateFile)
+  end
   if cfg.sectigoAPIUrl then cfg.sectigo_base = M.sectigo_base(cfg.sectigoAPIUrl) end
   if cfg.keyfactorAPIUrl then cfg.keyfactor_base = M.keyfactor_base(cfg.keyfactorAPIUrl) end
 

@@ -81,6 +81,20 @@ local function item_spec(item, kind, where, errs, warnings)
       f[conv[1]] = v
     end
   end
+  -- Which way `metasync sync` moves this field. Manual fields are Sectigo's own certificate
+  -- details, which nothing writes back.
+  local dir = pick(item, "syncDirection")
+  if null(dir) or dir == "" then
+    f.sync = kind == "manual" and "sctokf" or "both"
+  else
+    local v = type(dir) == "string" and dir:lower()
+    if v ~= "both" and v ~= "sctokf" and v ~= "kftosc" then
+      errs[#errs + 1] = string.format("%s.syncDirection': expected both, sctokf or kftosc, got %s", where, json.encode(dir))
+    elseif kind == "manual" and v ~= "sctokf" then
+      errs[#errs + 1] = string.format("%s.syncDirection': manual fields go only sctokf (Sectigo's certificate details are not written)", where)
+    end
+    f.sync = v or "both"
+  end
   if f.enrollment and (f.enrollment < 0 or f.enrollment > 2) then
     errs[#errs + 1] = where .. ".keyfactorEnrollment': expected 0 (optional), 1 (required) or 2 (hidden)"
   end

@@ -41,14 +41,15 @@ local function settle_names(ctx, list, policy)
   end
 end
 
--- prepare(ctx, policy) -> definition diff (sctokf) or nil. Sets ctx.fields.
+-- prepare(ctx, policy) -> definition diff (sctokf, sync) or nil. Sets ctx.fields.
 function M.prepare(ctx, policy)
   local list = policy.fields(ctx)
   fields.attach_sectigo(list, ctx.sectigo_fields)
   settle_names(ctx, list, policy)
   ctx.fields = list
   log.info("fields", "%d fields in the mapping", #list)
-  return policy.direction == "sctokf" and fields.diff(list, ctx.kf_fields) or nil
+  -- The directions that write Keyfactor create and update its field definitions.
+  return policy.direction ~= "kftosc" and fields.diff(list, ctx.kf_fields) or nil
 end
 
 -- apply(ctx, d): creates or updates the Keyfactor field definitions that differ. This is the

@@ -135,6 +135,14 @@ function Client:list(o)
   return pager.collect(self:certificates(o))
 end
 
+-- certificate(id) -> one certificate with its metadata, or nil, message
+function Client:certificate(id)
+  local doc, err = self.rest:json("GET", "/Certificates/" .. math.tointeger(id), { query = { { "includeMetadata", "true" } } })
+  if not doc then return nil, err end
+  if type(doc) ~= "table" then return nil, string.format("Keyfactor GET /Certificates/%d: expected an object", id) end
+  return doc
+end
+
 -- update_metadata(id, map) -> true or nil, message. Keyfactor overwrites only the keys sent.
 function Client:update_metadata(id, metadata)
   local resp, err = self.rest:request("PUT", "/Certificates/Metadata", { body = { Id = id, Metadata = metadata } })

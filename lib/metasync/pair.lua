@@ -20,14 +20,14 @@ local function show(v)
   return "'" .. s .. "'"
 end
 
--- decide(...) -> false (nothing to write) | {new = value} | problem string
+-- decide(...) -> false (no value) | {new = value} | {same = value} | problem string
 local function decide(ctx, policy, f, raw, old, kind, name)
   local new, err = policy.convert(raw, f, ctx)
   if new == nil then
     if err ~= "absent" then return string.format("field %s: %s", name, err) end
     return false
   end
-  if values.equal(old, new, kind, ctx.date_format) then return false end
+  if values.equal(old, new, kind, ctx.date_format) then return { same = new } end
   return { new = new }
 end
 
@@ -38,9 +38,10 @@ local MEMO_MAX = 20000
 local NOVALUE = {}
 local SCALAR = { string = true, number = true, boolean = true }
 
--- compare(...) -> change | nil, problem | nil for one field of one certificate: the source value
--- converted by the policy, when it differs (by meaning) from the target's current value `old`.
--- An absent source value never wipes the target.
+-- compare(...) -> change | nil, problem | nil, nil, same for one field of one certificate: the
+-- source value converted by the policy, when it differs (by meaning) from the target's current
+-- value `old`; `same` is the converted value when both sides already agree. An absent source
+-- value never wipes the target.
 local function compare(ctx, policy, f, raw, old, kind, name)
   if values.absent(raw) then return nil end
   local r
@@ -63,15 +64,51 @@ local function compare(ctx, policy, f, raw, old, kind, name)
   end
   if not r then return nil end
   if type(r) == "string" then return nil, r end
-  return { field = name, old = old, new = r.new }
+  if r.same ~= nil then return nil, nil, r.same end
+  return { field = name, key = f.keyfactor, old = old, new = r.new }
 end
+M.compare = compare
 
--- settle(ctx, p, target, id_label, label, changes, problems, write): the outcome of one pair.
--- A certificate with a field that could not be converted still gets its other fields, but
--- counts as failed, once.
-local function settle(ctx, p, target, id_label, label, changes, problems, write, spawn)
+-- The sync state (metasync.state) learns from every run: a field both sides hold the same
+-- value of, or that a run wrote, becomes the baseline, so a site can move from one-way runs to
+-- `sync` without a storm of false conflicts. base is the certificate's baseline as read.
+local function remember(ctx, p, base, key, value)
+  if base[key] ~= value then ctx.state:agree(p.serial, key, value) end
+end
+M.remember = remember
+
+-- journal(ctx, p, direction, c, result): one field's write, in the target's canonical terms
+-- (c.old_canon, c.new), so `revert` can send the old value back as it is.
+local function journal(ctx, p, direction, c, result)
+  ctx.state:journal { direction = direction, serial = p.serial, sectigo_id = p.ssl_id,
+    keyfactor_id = rawget(p.kf, "Id"), field = c.key, old = c.old_canon, new = values.text(c.new),
+    result = result }
+end
+M.journal = journal
+
+-- print_plan(target, p, id_label, label, changes): a dry run's lines for one target.
+local function print_plan(target, p, id_label, label, changes)
+  local out = { string.format("%s %s (%s%s):", target, p.serial, id_label, label and (", " .. label) or "") }
+  for _, c in ipairs(changes) do
+    out[#out + 1] = string.format("    %s: %s -> %s", c.field, show(c.old), show(c.new))
+  end
+  out[#out + 1] = ""
+  io.stdout:write(table.concat(out, "\n"))
+end
+M.print_plan = print_plan
+
+-- settle(ctx, p, o, spawn): the outcome of one pair. o = {target=, direction=, id_label=,
+-- label=, changes=, problems=, agreed = {key = canonical value}, write = fn}. A certificate
+-- with a field that could not be converted still gets its other fields, but counts as
+-- failed, once.
+local function settle(ctx, p, o, spawn)
   local r = ctx.report
-  local problem = #problems > 0 and table.concat(problems, "; ") or nil
+  local changes = o.changes
+  local problem = #o.problems > 0 and table.concat(o.problems, "; ") or nil
+  local base = ctx.dry_run and {} or ctx.state:baseline(p.serial)
+  if not ctx.dry_run then
+    for key, v in pairs(o.agreed) do remember(ctx, p, base, key, v) end
+  end
   if #changes == 0 then
     if problem then r:fail(p.serial, problem) else r.unchanged = r.unchanged + 1 end
     return
@@ -79,20 +116,23 @@ local function settle(ctx, p, target, id_label, label, changes, problems, write,
   if problem then log.warn("sync", "certificate %s: %s", p.serial, problem) end
   r.planned = r.planned + 1
   if ctx.dry_run then
-    local out = { string.format("%s %s (%s%s):", target, p.serial, id_label, label and (", " .. label) or "") }
-    for _, c in ipairs(changes) do
-      out[#out + 1] = string.format("    %s: %s -> %s", c.field, show(c.old), show(c.new))
-    end
-    out[#out + 1] = ""
-    io.stdout:write(table.concat(out, "\n"))
-    r:changed(p.serial, id_label, changes)
+    print_plan(o.target, p, o.id_label, o.label, changes)
+    r:changed(p.serial, o.id_label, changes)
     return
   end
   local function go()
-    local ok, err = write()
-    if not ok then return r:fail(p.serial, first_line(err or "write failed")) end
+    local ok, err = o.write()
+    if not ok then
+      local reason = first_line(err or "write failed")
+      for _, c in ipairs(changes) do journal(ctx, p, o.direction, c, "failed: " .. reason) end
+      return r:fail(p.serial, reason)
+    end
+    for _, c in ipairs(changes) do
+      journal(ctx, p, o.direction, c, "ok")
+      remember(ctx, p, base, c.key, c.agree)
+    end
     r.updated = r.updated + 1
-    r:changed(p.serial, id_label, changes)
+    r:changed(p.serial, o.id_label, changes)
     if problem then r:fail(p.serial, problem) end
   end
   if spawn then spawn(go) else go() end
@@ -104,22 +144,29 @@ local function details(ctx, p)
   if not d then ctx.report:fail(p.serial, first_line(err or "details not fetched")) end
   return d
 end
+M.details = details
 
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
 local function sctokf(ctx, policy, p, d, spawn)
-  local changes, payload, problems = {}, {}, {}
+  local changes, payload, problems, agreed = {}, {}, {}, {}
   for _, f in ipairs(ctx.fields) do
-    local change, problem = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
-      fields.metadata(p.kf, f.keyfactor), values.kind_of_kf(f.datatype), f.keyfactor)
+    local kind = values.kind_of_kf(f.datatype)
+    local change, problem, same = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
+      fields.metadata(p.kf, f.keyfactor), kind, f.keyfactor)
     problems[#problems + 1] = problem
     if change then
+      change.old_canon = values.canonical(change.old, kind, ctx.date_format)
+      change.agree = values.text(change.new)
       changes[#changes + 1] = change
       payload[f.keyfactor] = change.new
+    elseif same ~= nil then
+      agreed[f.keyfactor] = values.text(same)
     end
   end
   local id = p.kf.Id
-  settle(ctx, p, "Keyfactor", "Keyfactor id " .. tostring(id), p.kf.IssuedCN, changes, problems,
-    function() return ctx.keyfactor:update_metadata(id, payload) end, spawn)
+  settle(ctx, p, { target = "Keyfactor", direction = "sctokf", id_label = "Keyfactor id " .. tostring(id),
+    label = p.kf.IssuedCN, changes = changes, problems = problems, agreed = agreed,
+    write = function() return ctx.keyfactor:update_metadata(id, payload) end }, spawn)
 end
 
 function M.sctokf(ctx, policy, p, spawn)
@@ -130,21 +177,23 @@ function M.sctokf(ctx, policy, p, spawn)
   end)
 end
 
--- prepare_kftosc(ctx): the custom fields kftosc may write, once per run. Sectigo refuses a
--- value for an inactive field (-135) and with it the whole update, so inactive fields are
--- never written, even when the policy selected them (enableDisabledFieldSync lets sctokf read
--- them; it cannot make Sectigo accept them). The merged list keeps only fields Sectigo
--- accepts: a certificate may still hold a value of a field deactivated since.
+-- prepare(ctx): for the directions that write Sectigo, the custom fields they may write, once
+-- per run. Sectigo refuses a value for an inactive field (-135) and with it the whole update,
+-- so inactive fields are never written, even when the policy selected them
+-- (enableDisabledFieldSync lets sctokf read them; it cannot make Sectigo accept them). The
+-- merged list keeps only fields Sectigo accepts: a certificate may still hold a value of a
+-- field deactivated since.
 function M.prepare(ctx)
-  if ctx.direction ~= "kftosc" then return end
+  if ctx.direction == "sctokf" then return end
   local custom = {}
   for _, f in ipairs(ctx.fields) do
-    if f.kind == "custom" then
+    if f.kind == "custom" and (f.sync or "both") ~= "sctokf" then
       if not f.sectigo_type then
-        log.warn("sync", "Sectigo has no custom field '%s'; it is not synced", tostring(f.sectigo))
+        log.warn("sync", "Sectigo has no custom field '%s'; it is not written to Sectigo", tostring(f.sectigo))
       elseif f.sectigo_active == false then
         log.info("sync", "Sectigo field '%s' is inactive and accepts no values; it is not written", f.sectigo)
       else
+        f.sectigo_writable = true
         custom[#custom + 1] = f
       end
     end
@@ -156,37 +205,52 @@ function M.prepare(ctx)
   ctx.kftosc = { custom = custom, writable = writable }
 end
 
+-- merged(ctx, d, newvals) -> the complete custom field list to send for details d, with
+-- newvals (lower-case name -> {name, value}) merged in; value "" clears a field. Only fields
+-- Sectigo accepts are sent.
+local function merged(ctx, d, newvals)
+  local writable, out, pending = ctx.kftosc.writable, {}, {}
+  for k, v in pairs(newvals) do pending[k] = v end
+  for _, cf in ipairs(type(d.customFields) == "table" and d.customFields or {}) do
+    if type(cf) == "table" and type(cf.name) == "string" and writable[cf.name:lower()] then
+      local nv = pending[cf.name:lower()]
+      out[#out + 1] = { name = cf.name, value = nv and nv.value or cf.value }
+      pending[cf.name:lower()] = nil
+    end
+  end
+  local rest = {}
+  for _, nv in pairs(pending) do rest[#rest + 1] = nv end
+  table.sort(rest, function(a, b) return a.name < b.name end)
+  for _, nv in ipairs(rest) do out[#out + 1] = nv end
+  return out
+end
+M.merged = merged
+
 -- kftosc: Keyfactor metadata -> Sectigo custom fields (custom fields only). The complete
 -- merged custom field list is sent so no other field is dropped; comments are never sent.
 local function kftosc(ctx, policy, p, d, spawn)
-  local custom, writable = ctx.kftosc.custom, ctx.kftosc.writable
-  local changes, problems, newvals = {}, {}, {}
-  for _, f in ipairs(custom) do
-    local change, problem = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
-      fields.custom_value(d, f.sectigo), values.kind_of_sectigo(f.sectigo_type), f.sectigo)
+  local changes, problems, newvals, agreed = {}, {}, {}, {}
+  for _, f in ipairs(ctx.kftosc.custom) do
+    local raw = policy.source_value(f, d, p.kf, ctx)
+    local skind = values.kind_of_sectigo(f.sectigo_type)
+    local change, problem, same = compare(ctx, policy, f, raw, fields.custom_value(d, f.sectigo), skind, f.sectigo)
     problems[#problems + 1] = problem
-    if change then
-      changes[#changes + 1] = change
-      newvals[f.sectigo:lower()] = { name = f.sectigo, value = change.new }
-    end
-  end
-  local merged = {}
-  if #changes > 0 then
-    for _, cf in ipairs(type(d.customFields) == "table" and d.customFields or {}) do
-      if type(cf) == "table" and type(cf.name) == "string" and writable[cf.name:lower()] then
-        local nv = newvals[cf.name:lower()]
-        merged[#merged + 1] = { name = cf.name, value = nv and nv.value or cf.value }
-        if nv then newvals[cf.name:lower()] = nil end
+    if change or same ~= nil then
+      local canon = values.canonical(raw, values.kind_of_kf(f.datatype), ctx.date_format)
+      if change then
+        change.old_canon = values.canonical(change.old, skind, ctx.sectigo_date_format)
+        change.agree = canon
+        changes[#changes + 1] = change
+        newvals[f.sectigo:lower()] = { name = f.sectigo, value = change.new }
+      else
+        agreed[f.keyfactor] = canon
       end
-    end
-    for _, c in ipairs(changes) do
-      local nv = newvals[c.field:lower()]
-      if nv then merged[#merged + 1] = nv end
     end
   end
   local id = math.tointeger(d.id) or p.ssl_id
-  settle(ctx, p, "Sectigo", "Sectigo sslId " .. tostring(id), d.commonName or p.kf.IssuedCN, changes, problems,
-    function() return ctx.sectigo:update(id, merged) end, spawn)
+  settle(ctx, p, { target = "Sectigo", direction = "kftosc", id_label = "Sectigo sslId " .. tostring(id),
+    label = d.commonName or p.kf.IssuedCN, changes = changes, problems = problems, agreed = agreed,
+    write = function() return ctx.sectigo:update(id, merged(ctx, d, newvals)) end }, spawn)
 end
 
 function M.kftosc(ctx, policy, p, spawn)

@@ -10,6 +10,7 @@ local fieldset = require("metasync.fieldset")
 local scindex = require("metasync.scindex")
 local kfstream = require("metasync.kfstream")
 local pair = require("metasync.pair")
+local twoway = require("metasync.twoway")
 
 local M = {}
 local fatal = setup.fatal
@@ -18,13 +19,26 @@ local function writes(ctx)
   return ctx.sectigo.rest.stats.writes + ctx.keyfactor.rest.stats.writes
 end
 
+local WORK = { sctokf = pair.sctokf, kftosc = pair.kftosc, sync = twoway.sync }
+
+local stages
+
 -- run(policy, opts) -> exit code
 function M.run(policy, opts)
-  -- 1. Setup: configuration, logging, clients.
+  -- 1. Setup: configuration, logging, clients, the state store.
   local ctx, rc = setup.context(policy, opts)
   if not ctx then return rc end
   ctx.direction = policy.direction
+  -- Whatever ends the run, what the store has queued is committed and the store closed: the
+  -- baseline then matches the writes that were made.
+  local ok, res = pcall(stages, ctx, policy)
+  if ok then pcall(ctx.state.finish_run, ctx.state, res) end
+  ctx.state:close()
+  if not ok then error(res, 0) end
+  return res
+end
 
+function stages(ctx, policy)
   -- 2. Pre-flight: both APIs answer with our credentials before anything is written.
   local err
   ctx.sectigo_fields, err = ctx.sectigo:custom_fields()
@@ -38,7 +52,8 @@ function M.run(policy, opts)
   -- 4. The Sectigo index (list pages or the bulk report).
   ctx.index = scindex.build(ctx, policy)
 
-  -- 5. Field definitions: the first write.
+  -- 5. Field definitions: the first write. The run is recorded from here on.
+  ctx.state:begin_run(ctx.report.run_id, policy.direction, ctx.cfg.journalDays)
   fieldset.apply(ctx, defs)
 
   -- 6 + 7. The Keyfactor stream; each matched pair read, decided and written in its own task.
@@ -47,7 +62,7 @@ function M.run(policy, opts)
   -- the pairs between their two requests and for the listing's own requests.
   pair.prepare(ctx)
   local limit = 2 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor)
-  local lerr = kfstream.run(ctx, policy, ctx.index, pair[policy.direction], limit)
+  local lerr = kfstream.run(ctx, policy, ctx.index, WORK[policy.direction], limit)
   if lerr then
     local msg = "listing Keyfactor certificates failed: " .. lerr
     if writes(ctx) == 0 then fatal("%s", msg) end

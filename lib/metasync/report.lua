@@ -1,5 +1,6 @@
 -- The operator's summary: what a run considered, matched, changed and why anything failed.
--- Printed on stdout at the end; the exit code follows from it (0 ok, 2 some certificates failed).
+-- Printed on stdout at the end; the exit code follows from it (0 ok, 2 some certificates failed,
+-- 3 completed with conflicts left unresolved).
 local log = require("metasync.log")
 local task = require("metasync.task")
 
@@ -12,6 +13,7 @@ function M.new(direction)
     direction = direction, started = task.now(), considered = 0, skipped = 0, matched = 0,
     updated = 0, unchanged = 0, unmatched = 0, failed = {}, fields_created = 0,
     fields_updated = 0, field_failures = {}, planned = 0, dry_run = false, listing_failure = nil,
+    conflicts = 0, conflict_list = {}, run_id = log.run_id and log.run_id() or nil,
   }, Report)
 end
 
@@ -49,6 +51,20 @@ function Report:changed(serial, id, changes)
   end
 end
 
+local CONFLICTS_SHOWN = 50
+local function q(v) return v == nil and "(none)" or ("'" .. tostring(v) .. "'") end
+
+-- conflict{serial=, field=, sectigo=, keyfactor=, baseline=}: both sides changed a field
+-- differently since they last agreed; neither was written. The first few are kept for the
+-- summary, every one goes to the log (and the journal, by the caller).
+function Report:conflict(c)
+  self.conflicts = self.conflicts + 1
+  local line = string.format("%s %s: Sectigo %s, Keyfactor %s (%s)", tostring(c.serial), tostring(c.field),
+    q(c.sectigo), q(c.keyfactor), c.baseline ~= nil and ("last agreed " .. q(c.baseline)) or "no baseline")
+  if #self.conflict_list < CONFLICTS_SHOWN then self.conflict_list[#self.conflict_list + 1] = line end
+  log.warn("sync", "conflict: %s", line)
+end
+
 -- listing_failed(msg): the Keyfactor listing broke off after writes began; the run is
 -- incomplete, which the summary and the exit code (2) say.
 function Report:listing_failed(msg)
@@ -57,7 +73,9 @@ function Report:listing_failed(msg)
 end
 
 function Report:exit_code()
-  return (#self.failed > 0 or #self.field_failures > 0 or self.listing_failure) and 2 or 0
+  if #self.failed > 0 or #self.field_failures > 0 or self.listing_failure then return 2 end
+  if self.conflicts > 0 then return 3 end
+  return 0
 end
 
 -- lines() -> the summary text
@@ -80,6 +98,13 @@ function Report:lines()
     if i > 20 then add("    ... and %d more (see the errors log)", #self.failed - 20); break end
     add("    %s: %s", tostring(f.serial), f.reason)
   end
+  if self.direction == "sync" or self.conflicts > 0 then
+    add("  conflicts:               %d%s", self.conflicts, self.conflicts > 0 and " (left unresolved: neither side written)" or "")
+    for _, l in ipairs(self.conflict_list) do add("    %s", l) end
+    if self.conflicts > #self.conflict_list then
+      add("    ... and %d more (metasync report %s)", self.conflicts - #self.conflict_list, tostring(self.run_id))
+    end
+  end
   add("  fields created:          %d%s", self.fields_created, self.dry_run and " (planned)" or "")
   add("  fields updated:          %d%s", self.fields_updated, self.dry_run and " (planned)" or "")
   if #self.field_failures > 0 then
@@ -90,6 +115,9 @@ function Report:lines()
     add("  INCOMPLETE: %s; certificates after it were not considered", self.listing_failure)
   end
   add("  duration:                %.1f s", task.now() - self.started)
+  if self.run_id then
+    add("  run id:                  %s%s", self.run_id, self.dry_run and "" or string.format(" (metasync report %s)", self.run_id))
+  end
   return out
 end
 

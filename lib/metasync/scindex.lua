@@ -55,12 +55,17 @@ end
 -- needed for each matched certificate)
 local function bulk_slots(ctx)
   local custom, manual = {}, {}
-  if ctx.direction == "kftosc" then
+  if ctx.direction ~= "sctokf" then
     -- The merged list sent back needs every active custom field's value.
     for name, def in pairs(fields.by_name(ctx.sectigo_fields)) do
       if fields.active(def) then custom[#custom + 1] = def.name or name end
     end
     table.sort(custom)
+    if ctx.direction == "sync" then
+      for _, f in ipairs(ctx.fields) do
+        if f.kind == "manual" then manual[#manual + 1] = f.sectigo end
+      end
+    end
   else
     for _, f in ipairs(ctx.fields) do
       if f.kind == "custom" and f.sectigo then custom[#custom + 1] = f.sectigo

@@ -6,6 +6,7 @@ local http = require("metasync.http")
 local sectigo = require("metasync.sectigo")
 local keyfactor = require("metasync.keyfactor")
 local report = require("metasync.report")
+local state = require("metasync.state")
 
 local M = {}
 
@@ -84,6 +85,12 @@ function M.context(policy, opts)
     date_format = cfg.keyfactorDateFormat, sectigo_date_format = "MM/dd/yyyy", today = os.date("!%Y-%m-%d"),
     report = report.new(policy.direction), log = log }
   ctx.report.dry_run = ctx.dry_run
+  -- A dry run writes nothing, the state store included: it only reads the baseline.
+  local st, serr = state.open(cfg.state_path, { readonly = ctx.dry_run })
+  if not st then
+    M.fatal("%s/config.json: key 'stateFile': cannot use %s: %s", cfg.dir, cfg.state_path, tostring(serr))
+  end
+  ctx.state = st
   ctx.sectigo, ctx.keyfactor = M.clients(cfg, opts)
   ctx.concurrency = { sectigo = ctx.sectigo.concurrency, keyfactor = ctx.keyfactor.concurrency }
   return ctx

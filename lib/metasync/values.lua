@@ -171,6 +171,25 @@ function M.kind_of_sectigo(t)
   return (t == "NUMBER" and "number") or (t == "DATE" and "date") or "text"
 end
 
+-- canonical(v, kind, date_format) -> the form the sync state keeps: dates yyyy-MM-dd, integers
+-- without ".0", booleans true/false, text as it is; nil for an absent value. A value that does
+-- not parse as its kind is kept as its text, so nothing is lost.
+function M.canonical(v, kind, date_format)
+  if M.absent(v) then return nil end
+  local s = M.text(v)
+  if kind == "date" then
+    local d = dates.parse_any(s, date_format)
+    if d then return dates.format(d, "yyyy-MM-dd") end
+  elseif kind == "number" then
+    local i = to_int(v)
+    if i then return string.format("%d", i) end
+  elseif kind == "boolean" then
+    local b = M.bool(v)
+    if b ~= nil then return b and "true" or "false" end
+  end
+  return s
+end
+
 -- equal(a, b, kind, date_format) -> true when writing b over a would change nothing.
 function M.equal(a, b, kind, date_format)
   local ea, eb = M.absent(a), M.absent(b)

@@ -28,10 +28,18 @@ function H.faults(doc) return call("POST", H.sectigo .. "/__sim/faults", doc) en
 
 function H.sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
+-- Every directory made here is removed when the test's Lua state closes (at exit, also after
+-- a failed assertion).
+local made = setmetatable({}, { __gc = function(t)
+  for _, p in ipairs(t) do os.execute("rm -rf " .. H.sh_quote(p)) end
+end })
+H.tmpdirs = made
+
 function H.tmpdir()
   local p = os.tmpname()
   os.remove(p)
   assert(os.execute("mkdir -p " .. H.sh_quote(p)))
+  made[#made + 1] = p
   return p
 end
 
@@ -127,14 +135,17 @@ function H.fields()
   }
 end
 
--- config_dir(overrides, fields, banned_text) -> directory holding the three files
+-- config_dir(overrides, fields, banned_text) -> directory holding the three files. It is
+-- <home>/config, as the old tool laid it out, so the tool's home (and with it the state file,
+-- <home>/state/metasync.db) is the test's own.
 function H.config_dir(over, fields, banned)
   local c = { sectigoLogin = "sim-admin", sectigoPassword = "sim-password", sectigoCustomerUri = "sim-customer",
     sectigoAPIUrl = H.sectigo, keyfactorAPIUrl = H.keyfactor, keyfactorLogin = "DOMAIN\\sim-admin",
     keyfactorPassword = "sim-password", importAllCustomFields = "false", syncRevokedAndExpiredCerts = "false",
     issuerDNLookupTerm = "Sectigo", sslTypeIds = json.array(), sectigoPageSize = 2, keyfactorPageSize = 2 }
   for k, v in pairs(over or {}) do c[k] = v end
-  local d = H.tmpdir()
+  local d = H.tmpdir() .. "/config"
+  assert(os.execute("mkdir -p " .. H.sh_quote(d)))
   H.write(d .. "/config.json", json.encode({ Config = c }, { pretty = true }))
   H.write(d .. "/fields.json", json.encode(fields or H.fields(), { pretty = true }))
   if banned then H.write(d .. "/bannedcharacters.json", banned) end
@@ -149,6 +160,28 @@ function H.run(dir, command, extra, env)
   local _, _, rc = os.execute(cmd)
   local logtext = (H.read(dir .. "/logs/metasync.log") or "") .. (H.read(dir .. "/logs/metasync-errors.log") or "")
   return rc, H.read(out) or "", H.read(err) or "", logtext
+end
+
+-- Edits made the way a person would make them: through each API, with the simulator's
+-- credentials (what config_dir writes).
+local function api(method, url, body, headers)
+  headers["Content-Type"] = "application/json"
+  local r, err = http.request { method = method, url = url, body = json.encode(body), headers = headers }
+  assert(r, err)
+  assert(r.status < 300, method .. " " .. url .. " -> " .. r.status .. " " .. tostring(r.body))
+end
+
+-- kf_edit(id, {Field = "value" | ""}): "" clears
+function H.kf_edit(id, md)
+  api("PUT", H.keyfactor .. "/Certificates/Metadata", { Id = id, Metadata = md },
+    { Authorization = "Basic " .. require("metasync.keyfactor").base64("DOMAIN\\sim-admin:sim-password"),
+      ["x-keyfactor-requested-with"] = "APIClient" })
+end
+
+-- sc_edit(sslId, {{name=, value=}, ...}): the fields sent are merged in; value "" clears
+function H.sc_edit(id, list)
+  api("PUT", H.sectigo .. "/api/ssl/v1", { sslId = id, customFields = list },
+    { login = "sim-admin", password = "sim-password", customerUri = "sim-customer" })
 end
 
 function H.kf_cert(state, id)
@@ -168,6 +201,39 @@ function H.eq(got, want, what)
   if got ~= want then
     error(string.format("%s: expected %s, got %s", what or "value", tostring(want), tostring(got)), 2)
   end
+end
+
+-- parse_csv(text) -> list of records (lists of strings), per RFC 4180: quoted fields may hold
+-- commas, CR, LF and doubled quotes. Written independently of metasync.csv, to read its output.
+function H.parse_csv(text)
+  local rows, row, i, n = {}, {}, 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    local value
+    if c == '"' then
+      local parts, j = {}, i + 1
+      while true do
+        local q = text:find('"', j, true)
+        assert(q, "unterminated quoted field")
+        parts[#parts + 1] = text:sub(j, q - 1)
+        if text:sub(q + 1, q + 1) == '"' then parts[#parts + 1] = '"'; j = q + 2
+        else i = q + 1; break end
+      end
+      value = table.concat(parts)
+    else
+      local e = text:find('[,\r\n]', i) or (n + 1)
+      value = text:sub(i, e - 1)
+      i = e
+    end
+    row[#row + 1] = value
+    local d = text:sub(i, i)
+    if d == "," then i = i + 1
+    elseif d == "\r" and text:sub(i + 1, i + 1) == "\n" then rows[#rows + 1] = row; row = {}; i = i + 2
+    elseif d == "\n" then rows[#rows + 1] = row; row = {}; i = i + 1
+    elseif d == "" then rows[#rows + 1] = row; row = {}
+    else error("bad CSV at byte " .. i .. ": " .. d) end
+  end
+  return rows
 end
 
 -- writes(stats) -> total write requests the simulator saw

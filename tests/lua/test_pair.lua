@@ -3,6 +3,12 @@
 local pair = require("metasync.pair")
 local report = require("metasync.report")
 local fields = require("metasync.fields")
+local state = require("metasync.state")
+
+local dbfile = os.tmpname()
+os.remove(dbfile)
+local st = assert(state.open(dbfile))
+st:begin_run("t1", "kftosc")
 
 local defs = {
   { id = 1, name = "Cost Center", state = "ACTIVE", input = { type = "TEXT_SINGLE_LINE" } },
@@ -18,7 +24,7 @@ assert(list[2].sectigo_active == false and list[1].sectigo_active == true)
 local sent = {}
 local ctx = {
   fields = list, sectigo_fields = defs, dry_run = false, report = report.new("kftosc"), direction = "kftosc",
-  concurrency = { sectigo = 2, keyfactor = 2 }, cfg = {},
+  concurrency = { sectigo = 2, keyfactor = 2 }, cfg = {}, state = st,
   sectigo = {
     details = function(_, id)
       -- a server that still shows the value of a field deactivated since
@@ -55,4 +61,21 @@ assert(reads == 0 and ctx.report.unchanged == 1, "no details GET for a certifica
 pair.kftosc(ctx, policy, { serial = "C3", ssl_id = 9, doc = { id = 9, customFields = { { name = "Cost Center", value = "x" } } },
   kf = { Id = 3, Metadata = { CostCenter = "y" } } })
 assert(reads == 0 and #sent == 2 and sent[2].id == 9, "bulk doc: one update, no details GET")
+
+-- every write is journaled, and what was written becomes the baseline
+st:flush()
+local j = st.h:all("SELECT serial, field, old, new, result, direction, sectigo_id, keyfactor_id FROM journal ORDER BY seq")
+assert(#j == 2, "two writes journaled, not " .. #j)
+assert(j[1].serial == "A1" and j[1].field == "CostCenter" and j[1].old == "old" and j[1].new == "new"
+  and j[1].result == "ok" and j[1].direction == "kftosc" and j[1].sectigo_id == 7 and j[1].keyfactor_id == 1, "journal row")
+assert(st:baseline("A1").CostCenter == "new", "baseline after a write")
+assert(st:baseline("C3").CostCenter == "y", "baseline of the bulk pair")
+-- a field found equal is recorded too, once
+pair.kftosc(ctx, policy, { serial = "D4", ssl_id = 10, doc = { id = 10, customFields = { { name = "Cost Center", value = "same" } } },
+  kf = { Id = 4, Metadata = { CostCenter = "same" } } })
+st:flush()
+assert(#sent == 2, "nothing written for an equal value")
+assert(st:baseline("D4").CostCenter == "same", "an equal value becomes the baseline")
+st:close()
+for _, sfx in ipairs({ "", "-wal", "-shm" }) do os.remove(dbfile .. sfx) end
 print("ok")
