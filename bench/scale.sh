@@ -24,7 +24,7 @@ each run. Options:
   --seed S            the simulator's --seed (default 1)
   --build DIR         build directory holding metasync and tests/sim/metasync-sim
                       (default: build/ at the project root)
-  --runs LIST         commands to run in order, each sctokf or kftosc
+  --runs LIST         commands to run in order, each sctokf, kftosc or sync
                       (default "sctokf sctokf kftosc kftosc")
   -k                  keep the work directory (config, logs, outputs) and print its path
   -h, --help          this help
@@ -80,7 +80,7 @@ case $bulk in off|auto|on) ;; *) die_usage "-b: expected off, auto or on, not '$
 read -ra runlist <<<"$runs"
 [ ${#runlist[@]} -gt 0 ] || die_usage "--runs: empty list"
 for r in "${runlist[@]}"; do
-  case $r in sctokf|kftosc) ;; *) die_usage "--runs: '$r' is not sctokf or kftosc" ;; esac
+  case $r in sctokf|kftosc|sync) ;; *) die_usage "--runs: '$r' is not sctokf, kftosc or sync" ;; esac
 done
 
 if [ -z "$build" ]; then build=$root/build; fi

@@ -112,4 +112,31 @@ assert(err_of(d):find(d .. "/bannedcharacters.json: malformed JSON", 1, true))
 -- missing config.json
 d = tmpdir()
 assert(err_of(d):find(d .. "/config.json: file not found", 1, true))
+
+-- the state file: default under the tool's home (the config directory's parent), never the
+-- working directory; an absolute path is kept
+cfg = assert(config.load(setup()))
+assert(cfg.journalDays == 90 and cfg.conflictPolicy == "report", "sync defaults")
+local parent = cfg.dir:match("^(.*)/[^/]+$")
+assert(cfg.state_path == parent .. "/state/metasync.db", cfg.state_path)
+cfg = assert(config.load(setup(', "stateFile": "/var/lib/metasync/s.db", "conflictPolicy": "Keyfactor"')))
+assert(cfg.state_path == "/var/lib/metasync/s.db" and cfg.conflictPolicy == "keyfactor")
+assert(config.home("config") == "." and config.home("/etc/metasync/config/") == "/etc/metasync"
+  and config.home(".") == "./.." and config.home("/config") == "/", "home")
+assert(err_of(setup(', "conflictPolicy": "newest"')):find("key 'conflictPolicy': expected one of report, sectigo, keyfactor", 1, true))
+assert(err_of(setup(', "journalDays": -1')):find("key 'journalDays'", 1, true))
+assert(err_of(setup(', "stateFile": ""')):find("key 'stateFile': expected a file path", 1, true))
+-- syncDirection in fields.json
+d = setup()
+write(d, "fields.json", [[{"ManualFields": [], "CustomFields": [
+  {"sectigoFieldName": "A", "keyfactorMetadataFieldName": "A", "keyfactorDataType": 1, "syncDirection": "KFtoSC"},
+  {"sectigoFieldName": "B", "keyfactorMetadataFieldName": "B", "keyfactorDataType": 1}]}]])
+cfg = assert(config.load(d))
+assert(cfg.fields.custom[1].sync == "kftosc" and cfg.fields.custom[2].sync == "both", "syncDirection")
+write(d, "fields.json", [[{"ManualFields": [
+  {"sectigoFieldName": "id", "keyfactorMetadataFieldName": "I", "keyfactorDataType": 2, "syncDirection": "both"}],
+  "CustomFields": [{"sectigoFieldName": "A", "keyfactorMetadataFieldName": "A", "keyfactorDataType": 1, "syncDirection": "up"}]}]])
+local e = err_of(d)
+assert(e:find("key 'ManualFields[1].syncDirection': manual fields go only sctokf", 1, true), e)
+assert(e:find([[key 'CustomFields[1].syncDirection': expected both, sctokf or kftosc, got "up"]], 1, true), e)
 print("ok")

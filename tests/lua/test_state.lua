@@ -1,0 +1,85 @@
+-- metasync.state: baseline and journal round trips, batched prefetch, journalDays pruning,
+-- run lookup, read-only use before any run, and refusing files that are not a state store.
+local state = require("metasync.state")
+local db = require("metasync.db")
+
+local dir = os.tmpname()
+os.remove(dir)
+local path = dir .. "/sub/state.db"
+local function cleanup() os.execute("rm -rf '" .. dir .. "'") end
+
+-- a read-only open before any run is an empty store, and creates nothing
+local ro = assert(state.open(path, { readonly = true }))
+assert(ro.empty and next(ro:baseline("A")) == nil, "empty store")
+ro:close()
+assert(io.open(path) == nil, "a read-only open creates nothing")
+
+local st = assert(state.open(path)) -- creates the directory too
+st:begin_run("run1", "sctokf", 90)
+st:agree("A1", "CostCenter", "CC-1")
+st:agree("A1", "Env", "Production")
+st:journal { direction = "sctokf", serial = "A1", sectigo_id = 5, keyfactor_id = 7, field = "CostCenter",
+  old = nil, new = "CC-1", result = "ok" }
+-- nothing is visible before the commit, everything after it
+assert(db.open(path, { readonly = true }):row("SELECT count(*) AS n FROM baseline").n == 0, "queued, not committed")
+st:flush()
+local b = st:baseline("A1")
+assert(b.CostCenter == "CC-1" and b.Env == "Production", "baseline round trip")
+st:agree("A1", "Env", nil) -- both sides hold nothing now
+st:flush()
+assert(st:baseline("A1").Env == nil and st:baseline("A1").CostCenter == "CC-1", "agreeing on no value deletes")
+local j = st.h:all("SELECT * FROM journal")
+assert(#j == 1 and j[1].run == "run1" and j[1].old == nil and j[1].new == "CC-1" and j[1].sectigo_id == 5
+  and j[1].keyfactor_id == 7 and j[1].at:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), "journal row")
+
+-- prefetch: more than one batch, with and without rows, then taken out of the cache once
+local serials = {}
+for i = 1, 150 do
+  serials[i] = string.format("P%03d", i)
+  if i % 3 == 0 then st:agree(serials[i], "F", "v" .. i) end
+end
+st:flush()
+st:prefetch(serials)
+-- count the statements the handle runs from here on
+local reads, real = 0, st.h
+st.h = setmetatable({}, { __index = function(_, k)
+  local fn = real[k]
+  return function(_, ...)
+    if k == "all" or k == "row" or k == "rows" then reads = reads + 1 end
+    return fn(real, ...)
+  end
+end })
+for i = 1, 150 do
+  local v = st:baseline(serials[i]).F
+  assert(v == (i % 3 == 0 and ("v" .. i) or nil), "prefetched baseline of " .. serials[i])
+end
+assert(reads == 0, "prefetched baselines need no statement: " .. reads)
+assert(st:baseline("P003").F == "v3" and reads == 1, "taken out once, then read alone")
+st.h = real
+
+st:finish_run(0)
+-- the journal of a run older than journalDays goes at the next run's start
+st.h:run("INSERT INTO runs (id, command, started, finished, exit_code) VALUES ('old', 'sync', '2000-01-01T00:00:00Z', '2000-01-01T00:00:01Z', 0)")
+st.h:run("INSERT INTO journal (run, at, direction, result) VALUES ('old', '2000-01-01T00:00:00Z', 'sctokf', 'ok')")
+st:begin_run("run2", "sync", 90)
+assert(st.h:row("SELECT count(*) AS n FROM journal WHERE run = 'old'").n == 0, "old journal pruned")
+assert(st.h:row("SELECT count(*) AS n FROM runs WHERE id = 'old'").n == 0, "old run pruned")
+assert(st.h:row("SELECT count(*) AS n FROM journal WHERE run = 'run1'").n == 1, "recent journal kept")
+st:finish_run(3)
+assert(st:resolve_run("last").id == "run2" and st:resolve_run("run1").command == "sctokf", "resolve_run")
+local none, msg = st:resolve_run("nope")
+assert(none == nil and msg:find("no run 'nope'", 1, true), msg)
+assert(st:integrity() == "ok")
+st:close()
+
+-- a file that is not a state store, and one from a newer metasync, are refused with a reason
+local f = assert(io.open(dir .. "/junk.db", "w")); f:write("not sqlite at all, just text\n"); f:close()
+local s2, err = state.open(dir .. "/junk.db")
+assert(s2 == nil and err:find("junk.db", 1, true), tostring(err))
+local h = assert(db.open(path))
+h:run("UPDATE meta SET value = '99' WHERE key = 'schema'")
+h:close()
+s2, err = state.open(path)
+assert(s2 == nil and err:find("newer", 1, true), tostring(err))
+cleanup()
+print("ok")
