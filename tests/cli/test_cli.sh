@@ -24,9 +24,22 @@ run;                         check "no command exits 64" rc 64
 run --help;                  check "--help exits 0" rc 0
                              check "--help on stdout" has out "kftosc"
 run --version;               check "--version exits 0" rc 0
-for w in "metasync " "Lua 5.4" "libcurl " "PCRE2 " "lua-cjson "; do
+for w in "metasync " "Lua 5.4" "libcurl " "PCRE2 " "lua-cjson " "sqlite "; do
   check "--version names $w" has out "$w"
 done
+
+# The journal commands: argument errors are usage errors; no state yet is one clear line.
+run revert;                  check "revert without a run exits 64" rc 64
+                             check "revert says what it needs" has err "revert needs a run id"
+run report a b;              check "report with two runs exits 64" rc 64
+run report --format xml;     check "report --format xml exits 64" rc 64
+mkdir -p "$t/home/config"
+printf '{"Config":{"sectigoLogin":"a","sectigoPassword":"b","sectigoCustomerUri":"c","sectigoAPIUrl":"http://127.0.0.1:9","keyfactorAPIUrl":"http://127.0.0.1:9","keyfactorLogin":"d","keyfactorPassword":"e","importAllCustomFields":true}}' >"$t/home/config/config.json"
+(cd "$t" && "$ms" report -c "$t/home/config" >"$t/out" 2>"$t/err"; echo $? >"$t/rc")
+                             check "report before any run exits 1" rc 1
+                             check "report before any run names the state file" has err "no state file at $t/home/config/../state/metasync.db\|no state file at $t/home/state/metasync.db"
+                             check "report before any run is one line" lines err 1
+[ ! -e "$t/state" ] && [ ! -e "$t/home/state" ];  check "report creates no state file" [ $? -eq 0 ]
 
 # A script error: one clear line and exit 1; the traceback only with --verbose.
 printf 'local function f() error("kaput") end\nf()\n' >"$t/bad.lua"

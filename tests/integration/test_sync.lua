@@ -79,6 +79,9 @@ rc, out = H.run(dir, "revert last")
 H.eq(rc, 0, "revert last: " .. out)
 H.eq(kf(2, "CostCenter"), "CC-2", "revert restored the old Keyfactor value")
 assert(out:find("reverted Keyfactor id 2"), out)
+-- the revert is a journaled run of its own
+local _, rtext = H.run(dir, "report last")
+assert(rtext:find("revert of run", 1, true) and rtext:find(",revert,sctokf,", 1, true), rtext)
 -- Sectigo still says CC-2b; the baseline went back to CC-2, so a sync copies it again.
 H.clear_stats()
 rc, out = H.run(dir, "sync")

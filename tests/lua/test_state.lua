@@ -70,6 +70,7 @@ assert(st:resolve_run("last").id == "run2" and st:resolve_run("run1").command ==
 local none, msg = st:resolve_run("nope")
 assert(none == nil and msg:find("no run 'nope'", 1, true), msg)
 assert(st:integrity() == "ok")
+assert(st.h:row("PRAGMA journal_mode").journal_mode == "wal", "WAL mode")
 st:close()
 
 -- a file that is not a state store, and one from a newer metasync, are refused with a reason

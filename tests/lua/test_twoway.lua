@@ -18,12 +18,14 @@ local defs = {
   { id = 2, name = "Legacy", state = "INACTIVE", input = { type = "TEXT_SINGLE_LINE" } },
   { id = 3, name = "Owner", state = "ACTIVE", input = { type = "TEXT_SINGLE_LINE" } },
   { id = 4, name = "Renewal", state = "ACTIVE", input = { type = "DATE" } },
+  { id = 5, name = "Ticket", state = "ACTIVE", input = { type = "TEXT_SINGLE_LINE" } },
 }
 local list = fields.attach_sectigo({
   { kind = "custom", sectigo = "Cost Center", keyfactor = "CostCenter", datatype = 1, sync = "both" },
   { kind = "custom", sectigo = "Legacy", keyfactor = "Legacy", datatype = 1, sync = "both" },
   { kind = "custom", sectigo = "Owner", keyfactor = "Owner", datatype = 1, sync = "sctokf" },
   { kind = "custom", sectigo = "Renewal", keyfactor = "Renewal", datatype = 3, sync = "both" },
+  { kind = "custom", sectigo = "Ticket", keyfactor = "Ticket", datatype = 1, sync = "kftosc" },
 }, defs)
 
 local kf_writes, sc_writes = {}, {}
@@ -113,6 +115,11 @@ s, id = case({ ["Cost Center"] = "k" }, { CostCenter = "k", Owner = "mine" }, { 
 assert(not kf_writes[id] and not sc_writes[id], "sctokf-only field: no write to Sectigo")
 s, id = case({ ["Cost Center"] = "k", Owner = "new" }, { CostCenter = "k", Owner = "mine" })
 assert(kf_writes[id].Owner == "new" and not sc_writes[id], "sctokf-only field: Sectigo -> Keyfactor")
+-- a field fixed to kftosc: Keyfactor -> Sectigo only; Sectigo's own change is not sent over
+s, id = case({ ["Cost Center"] = "k", Ticket = "T-sc" }, { CostCenter = "k" }, { Ticket = "T-old" })
+assert(not kf_writes[id] and not sc_writes[id], "kftosc-only field: no write to Keyfactor")
+s, id = case({ ["Cost Center"] = "k", Ticket = "T-sc" }, { CostCenter = "k", Ticket = "T-kf" })
+assert(sc_writes[id].Ticket == "T-kf" and not kf_writes[id], "kftosc-only field: Keyfactor -> Sectigo")
 -- resolve(): the hook settles a conflict
 choice = "keyfactor"
 s, id = case({ ["Cost Center"] = "d" }, { CostCenter = "e" }, { CostCenter = "a" })
