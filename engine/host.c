@@ -4,6 +4,7 @@
  */
 #include "host.h"
 #include "modules.h"
+#include "redact.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <curl/curl.h>
@@ -136,6 +137,14 @@ static void set_options(lua_State *L, const HostOptions *o) {
     lua_pushinteger(L, o->concurrency);
     lua_setfield(L, -2, "concurrency");
   }
+  if (o->wait_lock >= 0) {
+    lua_pushnumber(L, o->wait_lock);
+    lua_setfield(L, -2, "wait_lock");
+  }
+  if (o->max_changes) {
+    lua_pushstring(L, o->max_changes);
+    lua_setfield(L, -2, "max_changes");
+  }
   lua_createtable(L, o->nargs, 0);
   for (int i = 0; i < o->nargs; i++) {
     lua_pushstring(L, o->args[i]);
@@ -168,6 +177,8 @@ static int open_state(lua_State *L) {
                                   {"metasync.http", luaopen_metasync_http},
                                   {"metasync.log", luaopen_metasync_log},
                                   {"metasync.db", luaopen_metasync_db},
+                                  {"metasync.lock", luaopen_metasync_lock},
+                                  {"metasync.signals", luaopen_metasync_signals},
                                   {"metasync.options", load_options},
                                   {"cjson", luaopen_cjson},
                                   {NULL, NULL}};
@@ -212,12 +223,10 @@ lua_State *host_open(const HostOptions *o) {
 static void report_error(lua_State *L, const HostOptions *o) {
   const char *msg = lua_tostring(L, -1);
   if (!msg) msg = "(error object is not a string)";
-  if (o->verbose) {
-    fprintf(stderr, "metasync: %s\n", msg);
-    return;
-  }
-  const char *nl = strchr(msg, '\n');
-  fprintf(stderr, "metasync: %.*s\n", nl ? (int)(nl - msg) : (int)strlen(msg), msg);
+  const char *nl = o->verbose ? NULL : strchr(msg, '\n');
+  fputs("metasync: ", stderr);
+  mslog_fwrite_redacted(stderr, msg, nl ? (size_t)(nl - msg) : strlen(msg));
+  fputc('\n', stderr);
 }
 
 int host_run_file(lua_State *L, const char *path, const HostOptions *o) {

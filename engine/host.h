@@ -11,6 +11,8 @@ typedef struct {
   const char *log_level;   /* --log-level, or NULL */
   int verbose, dry_run;
   long concurrency;        /* -j, 0 when not given */
+  double wait_lock;        /* --wait-lock seconds, -1 when not given */
+  const char *max_changes; /* --max-changes N or P%, or NULL (checked in Lua) */
   char **args;             /* what follows the command */
   int nargs;
 } HostOptions;

@@ -64,11 +64,15 @@ static void buf_recycle(Buf *b) {
 
 /* ---- curl callbacks ---- */
 
+/* Req.too_big: which limit an answer went over. */
+enum { TOO_BIG_BODY = 1, TOO_BIG_HEADER = 2 };
+#define HEAD_MAX (256 * 1024)
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   Req *r = ud;
   size_t len = size * n;
   if (r->body.len + len > r->max_body) {
-    r->too_big = 1;
+    r->too_big = TOO_BIG_BODY;
     return 0;
   }
   if (r->body.len == 0) {
@@ -86,8 +90,29 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   size_t len = size * n;
   /* A new status line starts a new response (redirects, 100 Continue): keep only the last. */
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
-  if (r->head.len + len > 256 * 1024) return 0;
+  if (r->head.len + len > HEAD_MAX) {
+    r->too_big = TOO_BIG_HEADER;
+    return 0;
+  }
   return buf_add(&r->head, p, len) == 0 ? len : 0;
+}
+
+/* True once the blank line ending the (last) response's headers was kept. */
+static int headers_complete(const Buf *h) {
+  return h->len >= 2 && h->p[h->len - 1] == '\n' &&
+         (h->p[h->len - 2] == '\n' || (h->len >= 3 && h->p[h->len - 2] == '\r' && h->p[h->len - 3] == '\n'));
+}
+
+/* A response header over a limit: ours (HEAD_MAX for all of them), or libcurl's for one line
+ * (CURL_MAX_HTTP_HEADER, 100 KB), which libcurl 7.88 reports as CURLE_OUT_OF_MEMORY while the
+ * headers are still coming (8.6 and later: CURLE_TOO_LARGE). Not a transient failure. */
+static int header_too_large(const Req *r) {
+  if (r->too_big == TOO_BIG_HEADER) return 1;
+  if (r->result == CURLE_OUT_OF_MEMORY && !headers_complete(&r->head)) return 1;
+#if LIBCURL_VERSION_NUM >= 0x080600
+  if (r->result == CURLE_TOO_LARGE && !headers_complete(&r->head)) return 1;
+#endif
+  return 0;
 }
 
 /* ---- the pool of requests ---- */
@@ -225,7 +250,11 @@ static int push_response(lua_State *L, Req *r) {
   if (r->result != CURLE_OK) {
     char *url = NULL;
     curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
-    if (r->too_big)
+    int big_header = header_too_large(r);
+    if (big_header)
+      lua_pushfstring(L, "%s %s: response header too large (over %d bytes for one line or %d in all)",
+                      r->method, url ? url : "?", (int)CURL_MAX_HTTP_HEADER, (int)HEAD_MAX);
+    else if (r->too_big)
       lua_pushfstring(L, "%s %s: response body exceeds %d bytes", r->method, url ? url : "?",
                       (int)r->max_body);
     else
@@ -234,7 +263,7 @@ static int push_response(lua_State *L, Req *r) {
                       r->errbuf[0] ? ")" : "");
     lua_pushnil(L);
     lua_insert(L, -2);
-    lua_pushstring(L, r->too_big ? "too_big" : error_kind(r->result));
+    lua_pushstring(L, (r->too_big || big_header) ? "too_big" : error_kind(r->result));
     return 3;
   }
   long status = 0;
@@ -445,6 +474,13 @@ static int l_request(lua_State *L) {
   lua_getfield(L, 1, "body");
   const char *body = lua_tolstring(L, -1, &bodylen);
   lua_pop(L, 1);
+  /* After a stop signal nothing new goes out; what is in flight finishes (signals.c). */
+  if (signals_received()) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "interrupted: not sent");
+    lua_pushliteral(L, "interrupted");
+    return 3;
+  }
   double timeout = opt_number(L, "timeout", 60), ctimeout = opt_number(L, "connect_timeout", 10);
   double max_body = opt_number(L, "max_body", (double)DEFAULT_MAX_BODY);
   luaL_argcheck(L, timeout > 0 && ctimeout > 0, 1, "timeouts must be positive");

@@ -1,7 +1,8 @@
 /* metasync.log: NLog-compatible log lines to stderr, a main file and an errors-only file, with
- * size-based rotation and redaction of credentials. Logging state is process-wide (one engine,
- * one thread), so it lives in statics shared by the Lua module and the C API. */
+ * size-based rotation and redaction of credentials (redact.c). Logging state is process-wide
+ * (one engine, one thread), so it lives in statics shared by the Lua module and the C API. */
 #include "modules.h"
+#include "redact.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,78 +75,6 @@ static void buf_add(Buf *b, const char *s, size_t n) {
 }
 
 static void buf_adds(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-/* ---- redaction ----
- * A key is one of the words below, matched case-insensitively anywhere (so "X-Password" and
- * "new_password" count). It counts as a key only when followed by an optional closing quote,
- * optional blanks and a ':' or '='. The value after optional blanks is replaced by "***":
- *  - a quoted value ("..." or '...', backslash escapes honoured) loses its contents, quotes stay;
- *  - after "authorization" an unquoted value runs to the end of the line (it holds a scheme and a
- *    credential: "Basic dXNlcjpwYXNz");
- *  - any other unquoted value runs up to a blank, ',', ';', '&', ')', ']', '}' or end of line. */
-static const char *const secret_keys[] = {
-    "authorization", "password", "passwd", "login", "client_secret", "secret_key",
-    "access_token", "refresh_token", "id_token", "api_key", "apikey", "x-api-key", NULL,
-};
-
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-
-static int ci_prefix(const char *s, size_t n, const char *key) {
-    size_t i;
-    for (i = 0; key[i]; i++)
-        if (i >= n || lower((unsigned char)s[i]) != key[i]) return 0;
-    return 1;
-}
-
-static int has_secret_word(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int c = lower((unsigned char)s[i]);
-        if (c != 'a' && c != 'p' && c != 'l' && c != 'c' && c != 's' && c != 'r' && c != 'i' &&
-            c != 'x')
-            continue;
-        for (int k = 0; secret_keys[k]; k++)
-            if (ci_prefix(s + i, n - i, secret_keys[k])) return 1;
-    }
-    return 0;
-}
-
-/* Where the value of a key ending at s[i] starts, or 0 when no separator follows. */
-static size_t value_start(const char *s, size_t n, size_t i) {
-    if (i < n && (s[i] == '"' || s[i] == '\'')) i++;
-    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
-    if (i >= n || (s[i] != ':' && s[i] != '=')) return 0;
-    i++;
-    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
-    return i;
-}
-
-static void redact(const char *s, size_t n, Buf *out) {
-    size_t i = 0, copied = 0;
-    while (i < n) {
-        int k;
-        for (k = 0; secret_keys[k]; k++)
-            if (ci_prefix(s + i, n - i, secret_keys[k])) break;
-        if (!secret_keys[k]) { i++; continue; }
-        size_t keyend = i + strlen(secret_keys[k]);
-        size_t v = value_start(s, n, keyend);
-        if (!v || v >= n || s[v] == '\n' || s[v] == '\r') { i = keyend; continue; }
-        size_t e = v;
-        if (s[v] == '"' || s[v] == '\'') {
-            char q = s[v];
-            v++;
-            for (e = v; e < n && s[e] != q; e++)
-                if (s[e] == '\\' && e + 1 < n) e++;
-        } else if (k == 0) {
-            while (e < n && s[e] != '\n' && s[e] != '\r') e++;
-        } else {
-            while (e < n && !strchr(" \t\r\n,;&)]}\"'", s[e])) e++;
-        }
-        buf_add(out, s + copied, v - copied);
-        buf_adds(out, "***");
-        copied = i = e;
-    }
-    buf_add(out, s + copied, n - copied);
-}
 
 /* ---- sinks ---- */
 
@@ -256,8 +186,15 @@ static void emit(int level, const char *logger, const char *msg, size_t len) {
     buf_adds(&line, " | ");
     buf_adds(&line, logger && *logger ? logger : st.logger_default);
     buf_adds(&line, " | ");
-    if (has_secret_word(msg, len)) redact(msg, len, &line);
-    else buf_add(&line, msg, len);
+    /* Only the message is redacted: the stamp, level and logger are the engine's own words, and
+     * a short secret matching them would garble the layout. */
+    char *red;
+    size_t rn;
+    switch (mslog_redact(msg, len, &red, &rn)) {
+    case 0: buf_add(&line, msg, len); break;
+    case 1: buf_add(&line, red, rn); free(red); break;
+    default: buf_adds(&line, "(message withheld: out of memory while masking secrets)");
+    }
     buf_add(&line, "\n", 1);
     if (line.failed) { free(line.p); return; }
 
@@ -308,14 +245,9 @@ static const char *run_id(void) {
 /* ---- Lua bindings ---- */
 
 static int parse_level(const char *s) {
-    char low[16];
-    size_t i;
-    for (i = 0; i < sizeof low - 1 && s[i]; i++) low[i] = (char)lower((unsigned char)s[i]);
-    if (s[i]) return -1;
-    low[i] = '\0';
-    if (strcmp(low, "warning") == 0) return MSLOG_WARN;
+    if (strcasecmp(s, "warning") == 0) return MSLOG_WARN;
     for (int l = 0; l < NLEVELS; l++)
-        if (strcmp(low, level_names[l]) == 0) return l;
+        if (strcasecmp(s, level_names[l]) == 0) return l;
     return -1;
 }
 
@@ -405,16 +337,29 @@ static int l_enabled(lua_State *L) {
     return 1;
 }
 
-/* log.redact(s) -> s with credentials replaced by "***" (what every record goes through) */
+/* log.redact(s) -> s with registered secrets and labelled credentials replaced by "***" (what
+ * every record goes through) */
 static int l_redact(lua_State *L) {
+    size_t n, rn;
+    const char *s = luaL_checklstring(L, 1, &n);
+    char *red;
+    int r = mslog_redact(s, n, &red, &rn);
+    if (r < 0) return luaL_error(L, "out of memory");
+    if (r == 0) { lua_settop(L, 1); return 1; }
+    lua_pushlstring(L, red, rn); /* may raise on OOM: leaks red then, acceptable at that point */
+    free(red);
+    return 1;
+}
+
+/* log.add_secret(s) -> true when from now on s is masked wherever it appears, false when s is
+ * nil or false (so optional settings need no check) or shorter than 4 bytes (see redact.h). */
+static int l_add_secret(lua_State *L) {
+    if (!lua_toboolean(L, 1)) { lua_pushboolean(L, 0); return 1; }
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    if (!has_secret_word(s, n)) { lua_settop(L, 1); return 1; }
-    Buf b = {0};
-    redact(s, n, &b);
-    if (b.failed) { free(b.p); return luaL_error(L, "out of memory"); }
-    lua_pushlstring(L, b.p, b.n); /* may raise on OOM: leaks b.p then, acceptable at that point */
-    free(b.p);
+    int r = mslog_add_secret(s, n);
+    if (r < 0) return luaL_error(L, "out of memory");
+    lua_pushboolean(L, r);
     return 1;
 }
 
@@ -573,8 +518,8 @@ static const luaL_Reg funcs[] = {
     {"trace", l_trace}, {"debug", l_debug}, {"info", l_info}, {"warn", l_warn},
     {"error", l_error}, {"fatal", l_fatal}, {"run_start", l_run_start}, {"run_end", l_run_end},
     {"run_id", l_run_id}, {"level", l_level}, {"set_level", l_set_level},
-    {"enabled", l_enabled}, {"redact", l_redact}, {"setup", l_setup}, {"logger", l_logger},
-    {NULL, NULL},
+    {"enabled", l_enabled}, {"redact", l_redact}, {"add_secret", l_add_secret},
+    {"setup", l_setup}, {"logger", l_logger}, {NULL, NULL},
 };
 
 int luaopen_metasync_log(lua_State *L) {

@@ -36,12 +36,16 @@ static const char usage_text[] =
     "      --dry-run           compute and print the plan, write nothing\n"
     "  -j, --concurrency N     requests in flight per API (default: the config's, else 16)\n"
     "      --format FORMAT     report: csv (the default) or jsonl\n"
+    "      --max-changes N|P%  write at most N certificates (or P% of those matched); more is exit 4\n"
+    "      --wait-lock SECONDS wait this long for another run on the same state to end (default 0)\n"
     "  -h, --help              this help\n"
     "      --version           versions of metasync and the libraries it runs with\n"
     "\n"
     "Scripts are searched in --scripts DIR, then <config dir>/scripts/, then the stock scripts/.\n"
     "Exit codes: 0 success, 1 fatal error before any write, 2 some certificates failed,\n"
-    "3 completed with conflicts left unresolved (sync; revert: values changed since the run), 64 usage.\n";
+    "3 completed with conflicts left unresolved (sync; revert: values changed since the run),\n"
+    "4 stopped at the change limit, 64 usage, 75 another run holds the lock,\n"
+    "130/143 interrupted by SIGINT/SIGTERM (the summary is still printed).\n";
 
 __attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...) {
   if (fmt) {
@@ -67,7 +71,8 @@ static const char *report_format; /* --format, for report */
 
 /* Parse options from argv[optind..]; returns 0, or an exit code when the run is over. */
 static int parse_options(int argc, char **argv, HostOptions *o) {
-  enum { OPT_SCRIPTS = 256, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_VERSION, OPT_FORMAT };
+  enum { OPT_SCRIPTS = 256, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_VERSION, OPT_FORMAT, OPT_MAX_CHANGES,
+         OPT_WAIT_LOCK };
   static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
                                          {"scripts", required_argument, NULL, OPT_SCRIPTS},
                                          {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -77,6 +82,8 @@ static int parse_options(int argc, char **argv, HostOptions *o) {
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, OPT_VERSION},
                                          {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"max-changes", required_argument, NULL, OPT_MAX_CHANGES},
+                                         {"wait-lock", required_argument, NULL, OPT_WAIT_LOCK},
                                          {NULL, 0, NULL, 0}};
   int c;
   opterr = 0;
@@ -100,6 +107,15 @@ static int parse_options(int argc, char **argv, HostOptions *o) {
     }
     case 'h': fputs(usage_text, stdout); return -1;
     case OPT_VERSION: host_print_versions(); return -1;
+    case OPT_MAX_CHANGES: o->max_changes = optarg; break;
+    case OPT_WAIT_LOCK: {
+      char *end;
+      double s = strtod(optarg, &end);
+      if (*end || end == optarg || !(s >= 0 && s <= 86400))
+        return usage("--wait-lock expects seconds from 0 to 86400, not '%s'", optarg);
+      o->wait_lock = s;
+      break;
+    }
     case OPT_FORMAT:
       if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "jsonl") != 0)
         return usage("--format expects csv or jsonl, not '%s'", optarg);
@@ -113,7 +129,7 @@ static int parse_options(int argc, char **argv, HostOptions *o) {
 }
 
 int main(int argc, char **argv) {
-  HostOptions o = {.config_dir = "./config"};
+  HostOptions o = {.config_dir = "./config", .wait_lock = -1};
   int rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
   if (optind >= argc) return usage("no command given");

@@ -4,6 +4,7 @@
  * On a terminal: libedit line editing, history in ~/.metasync_history, completion of globals
  * and fields. Otherwise lines are read plainly and nothing but program output is written. */
 #include "modules.h"
+#include "redact.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -49,9 +50,30 @@ static void set_sigint(void (*handler)(int), struct sigaction *old) {
 
 /* ---- pretty printer ----
  * Runs inside lua_pcall (pp_values), so __tostring errors and stack overflow are caught. Output
- * goes straight to stdout: nothing is buffered across a possible Lua error. */
+ * goes straight to stdout: nothing is buffered across a possible Lua error (the masking below
+ * allocates, but only between two calls that cannot raise).
+ * The clients and the configuration hold passwords, client secrets and the Authorization value,
+ * and a screen is easily shared or recorded, so nothing secret is printed: every text shown
+ * goes through the log's redaction (registered secret values, labelled credentials), and a
+ * table field whose key names a credential shows as MASK whatever its value. */
+
+#define MASK "\"***\""
+
+/* Printed length of text once masked. */
+static size_t redacted_len(const char *s, size_t n) {
+    char *red;
+    size_t rn;
+    int r = mslog_redact(s, n, &red, &rn);
+    if (r == 1) free(red);
+    return r == 0 ? n : r == 1 ? rn : 3;
+}
 
 static void pp_string(const char *s, size_t n) {
+    char *red;
+    size_t rn;
+    int r = mslog_redact(s, n, &red, &rn);
+    if (r < 0) { fputs(MASK, stdout); return; }
+    if (r == 1) { s = red; n = rn; }
     putchar('"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -67,6 +89,7 @@ static void pp_string(const char *s, size_t n) {
         }
     }
     putchar('"');
+    if (r == 1) free(red);
 }
 
 static int is_identifier(const char *s, size_t n) {
@@ -93,20 +116,34 @@ static void pp_scalar(lua_State *L, int idx) {
         return;
     }
     const char *s = luaL_tolstring(L, idx, &n);
-    fwrite(s, 1, n, stdout);
+    mslog_fwrite_redacted(stdout, s, n);
     lua_pop(L, 1);
 }
 
 /* Printed width of a scalar, to decide whether a table fits on one line. */
 static size_t scalar_width(lua_State *L, int idx) {
     size_t n;
+    const char *s;
     if (lua_type(L, idx) == LUA_TSTRING) {
-        lua_tolstring(L, idx, &n);
-        return n + 2;
+        s = lua_tolstring(L, idx, &n);
+        return redacted_len(s, n) + 2;
     }
-    luaL_tolstring(L, idx, &n);
+    s = luaL_tolstring(L, idx, &n);
+    n = redacted_len(s, n);
     lua_pop(L, 1);
     return n;
+}
+
+/* Is the field with key at kidx and value at vidx printed as MASK? When its key names a
+ * credential (mslog_secret_key) and its value could hold one: a table is walked instead (its
+ * own fields judged the same way), and a boolean only says whether something is on. */
+static int masked_field(lua_State *L, int kidx, int vidx) {
+    int t = lua_type(L, vidx);
+    if (lua_type(L, kidx) != LUA_TSTRING || t == LUA_TTABLE || t == LUA_TBOOLEAN || t == LUA_TNIL)
+        return 0;
+    size_t n;
+    const char *k = lua_tolstring(L, kidx, &n);
+    return mslog_secret_key(k, n);
 }
 
 static int key_rank(lua_State *L, int idx) {
@@ -141,7 +178,7 @@ static void pp_key(lua_State *L, int idx) {
     size_t n = 0;
     const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
     if (s && is_identifier(s, n)) {
-        fwrite(s, 1, n, stdout);
+        mslog_fwrite_redacted(stdout, s, n);
     } else {
         putchar('[');
         pp_scalar(L, idx);
@@ -180,7 +217,9 @@ static void pp_table(lua_State *L, int idx, int depth, int seen) {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (lua_type(L, -1) == LUA_TTABLE) all_scalar = 0;
-        else if (all_scalar) width += scalar_width(L, -1) + scalar_width(L, -2) + 5;
+        else if (all_scalar)
+            width += (masked_field(L, -2, -1) ? sizeof MASK - 1 : scalar_width(L, -1)) +
+                     scalar_width(L, -2) + 5;
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
         lua_rawseti(L, keys, ++nkeys);
@@ -214,10 +253,13 @@ static void pp_table(lua_State *L, int idx, int depth, int seen) {
                 indent(depth + 1);
             }
             lua_rawgeti(L, keys, i);
-            if (i > seq) pp_key(L, lua_gettop(L));
+            int k = lua_gettop(L);
+            if (i > seq) pp_key(L, k);
+            lua_pushvalue(L, k);
             lua_rawget(L, idx);
-            pp_value(L, lua_gettop(L), depth + 1, seen);
-            lua_pop(L, 1);
+            if (masked_field(L, k, k + 1)) fputs(MASK, stdout);
+            else pp_value(L, k + 1, depth + 1, seen);
+            lua_pop(L, 2);
         }
         if (inline_) fputs(" }", stdout);
         else {
@@ -252,7 +294,7 @@ static int pp_values(lua_State *L) {
         if (lua_type(L, i) == LUA_TSTRING) {
             size_t len;
             const char *s = lua_tolstring(L, i, &len);
-            fwrite(s, 1, len, stdout);
+            mslog_fwrite_redacted(stdout, s, len);
         } else {
             pp_value(L, i, 0, seen);
         }
@@ -401,6 +443,16 @@ static char *read_line(Input *in, const char *prompt, int *cancelled) {
     return strdup(in->plain);
 }
 
+/* The message at the top of the stack (a string) on stderr as one line after prefix, masked like
+ * everything else the shell shows: an error can quote a secret (an API echoing a request). */
+static void put_error(lua_State *L, const char *prefix) {
+    size_t n;
+    const char *msg = lua_tolstring(L, -1, &n);
+    fputs(prefix, stderr);
+    mslog_fwrite_redacted(stderr, msg ? msg : "", msg ? n : 0);
+    fputc('\n', stderr);
+}
+
 /* Leaves the compiled chunk on the stack and returns LUA_OK, or leaves an error message and
  * returns the status; LUA_ERRSYNTAX with incomplete set means more input could complete it. */
 static int compile(lua_State *L, const char *code, size_t len, int *incomplete) {
@@ -445,7 +497,7 @@ static int read_chunk(lua_State *L, Input *in) {
             return 1;
         }
         if (!expr_incomplete && !stmt_incomplete) {
-            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            put_error(L, "");
             lua_pop(L, 2);
             return -1;
         }
@@ -478,7 +530,7 @@ static void report_error(lua_State *L) {
         }
     }
     fflush(stdout);
-    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    put_error(L, "");
     fflush(stderr);
     lua_pop(L, 1);
 }
@@ -535,7 +587,7 @@ static void setup_shell(lua_State *L, int tty) {
             return;
         }
     }
-    if (lua_isstring(L, -1)) fprintf(stderr, "metasync: %s\n", lua_tostring(L, -1));
+    if (lua_isstring(L, -1)) put_error(L, "metasync: ");
     lua_settop(L, base);
 }
 

@@ -75,7 +75,8 @@ end
 -- expired ones only when syncRevokedAndExpiredCerts is true; keyfactorAddedSince limits the
 -- query to certificates imported since that date.
 function policy.keyfactor_query(ctx)
-  local term = ctx.cfg.issuerDNLookupTerm:gsub('"', '\\"')
+  -- Backslash first, then the quote, so a term ending in "\" cannot escape the closing quote.
+  local term = ctx.cfg.issuerDNLookupTerm:gsub("\\", "\\\\"):gsub('"', '\\"')
   local q = string.format('IssuerDN -contains "%s"', term)
   local since = ctx.cfg.keyfactorAddedSince
   if since and since ~= "" then

@@ -29,6 +29,7 @@ mkdir -p "$work/config"
 cp config/*.json "$work/config/"
 sed -i "s#http://127.0.0.1:8081#$sectigo#; s#http://127.0.0.1:8082/KeyfactorAPI#$keyfactor#" \
   "$work/config/config.json"
+chmod 600 "$work/config/config.json" # it holds passwords
 cd "$work"
 
 step() { printf '\n== %s\n$ %s\n' "$1" "$2"; }
@@ -42,5 +43,13 @@ step "3. Keyfactor -> Sectigo" "metasync kftosc"
 "$ms" -c config kftosc
 step "4. again: an unchanged world needs no writes" "metasync sctokf"
 "$ms" -c config sctokf
+# An edit on each side, then the two-way sync against the baseline the runs above recorded.
+curl -s -X PUT -H 'Content-Type: application/json' -H 'x-keyfactor-requested-with: APIClient' \
+  -u 'DOMAIN\sim-admin:sim-password' -d '{"Id": 1, "Metadata": {"CostCenter": "CC-EDITED-IN-KEYFACTOR"}}' \
+  "$keyfactor/Certificates/Metadata" >/dev/null || true
+step "5. two-way: Keyfactor's edit goes to Sectigo, nothing else moves" "metasync sync"
+"$ms" -c config sync || true
+step "6. what that run wrote (the journal)" "metasync report last"
+"$ms" -c config report last || true
 printf '\nLogs of the runs (old tool format): %s\n' "logs/metasync.log, logs/metasync-errors.log"
 tail -n 3 logs/metasync.log

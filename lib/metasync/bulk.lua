@@ -11,6 +11,8 @@
 local log = require("metasync.log")
 local task = require("metasync.task")
 local serial = require("metasync.serial")
+local fields = require("metasync.fields")
+local sectigo_id = require("metasync.sectigo").id
 
 local M = {}
 
@@ -163,28 +165,42 @@ local function selection(filters)
   return code, statuses, types
 end
 
--- build(ctx, filters, slots, on_row) -> true | nil, message, unavailable.
--- Calls on_row(serial, entry) for each row the filters select, once per certificate id.
-function M.build(ctx, filters, slots, on_row)
+-- build(ctx, filters, slots, on_row, on_bad) -> true | nil, message, unavailable.
+-- Calls on_row(serial, entry) for each row the filters select, once per certificate id, and
+-- on_bad(serial|nil, label, reason) for a selected row that names a certificate but cannot be
+-- used (an id that is no id, a serial that is no serial, unreadable customFields).
+function M.build(ctx, filters, slots, on_row, on_bad)
   local code, statuses, types = selection(filters)
   local keys = M.keys(slots)
   local seen, bad, rows_total = {}, 0, 0
   local ignored = false -- a window that gave back only rows seen before
+  on_bad = on_bad or function() end
+  local function selected(row)
+    local st = type(row.status) == "string" and row.status:lower() or nil
+    return (not statuses or (st and statuses[st])) and (not types or types[math.tointeger(row.typeId) or -1])
+  end
+  -- one(row, id): a selected row with a usable id
+  local function one(row, id)
+    local key, problem = serial.parse(row.serialNumber)
+    if problem then return on_bad(nil, "Sectigo sslId " .. id, "Sectigo report: serialNumber is " .. problem) end
+    if not key then return end
+    problem = fields.check_custom_fields(row.customFields)
+    if problem then return on_bad(key, key, string.format("Sectigo report (sslId %d): %s", id, problem)) end
+    on_row(key, entry(row, slots, id))
+  end
   local function take(rows, first)
     local fresh = 0
     for _, row in ipairs(rows) do
-      local id = type(row) == "table" and math.tointeger(row.id)
-      if not id or id < 1 then
+      local id = type(row) == "table" and sectigo_id(row.id)
+      if not id then
         bad = bad + 1
+        local key = type(row) == "table" and selected(row) and serial.parse(row.serialNumber)
+        if key then on_bad(key, key, "Sectigo report: id is " .. fields.describe(row.id) .. ", not a certificate id") end
       elseif not seen[id] then
         seen[id] = true
         fresh = fresh + 1
         rows_total = rows_total + 1
-        local st = type(row.status) == "string" and row.status:lower() or nil
-        if (not statuses or (st and statuses[st])) and (not types or types[math.tointeger(row.typeId) or -1]) then
-          local key = serial.normalise(row.serialNumber)
-          if key then on_row(key, entry(row, slots, id)) end
-        end
+        if selected(row) then one(row, id) end
       end
     end
     -- Windows never overlap, so a later window holding only known rows means the report

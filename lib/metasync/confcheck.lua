@@ -2,6 +2,7 @@
 -- expected, case-insensitive key lookup (the old tool's binder ignored case) and unknown-key
 -- warnings with a "did you mean". A module of its own so neither file requires the other.
 local json = require("metasync.json")
+local conffile = require("metasync.conffile")
 
 local M = {}
 
@@ -28,8 +29,10 @@ function M.levenshtein(a, b)
   return prev[#b]
 end
 
--- suggest(key, candidates) -> closest candidate within a small edit distance, or nil
+-- suggest(key, candidates) -> closest candidate within a small edit distance, or nil. A key
+-- longer than any real one gets no suggestion (the distance is quadratic in its length).
 function M.suggest(key, candidates)
+  if #key > 64 then return nil end
   local best, bd = nil, math.max(2, #key // 3) + 1
   for _, c in ipairs(candidates) do
     local d = M.levenshtein(key, c)
@@ -38,18 +41,66 @@ function M.suggest(key, candidates)
   return best
 end
 
+-- show(s[, max]) -> s fit for a one-line message: control bytes escaped, long text cut.
+function M.show(s, max)
+  s, max = tostring(s), max or 60
+  if #s > max then s = s:sub(1, max - 3) .. "..." end
+  return (s:gsub("%c", function(c) return string.format("\\x%02X", c:byte()) end))
+end
+
 local function null(v) return v == nil or v == json.null end
 
--- Conversions: each returns the value, or nil plus what was expected.
+-- is_list(v): a JSON array (an object such as {"a":1} is not a list, even an empty one)
+local function is_list(v)
+  if type(v) ~= "table" then return false end
+  if json.is_array(v) then return true end
+  if getmetatable(v) ~= nil then return false end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  return n > 0 and n == #v
+end
+M.is_list = is_list
+
+local NUL = "must not contain a NUL byte"
+
+-- Conversions: each returns the value, or nil plus what was expected. spec is the key's entry
+-- in config.KEYS (or nil).
 local CONV = {}
 function CONV.str(v)
-  if type(v) == "string" then return v end
+  if type(v) == "string" then
+    -- A NUL would be cut by every C API the value reaches (curl, headers, file names).
+    if v:find("\0", 1, true) then return nil, NUL end
+    return v
+  end
   if type(v) == "number" then return tostring(v) end
   return nil, "expected a string"
 end
-function CONV.url(v)
-  if type(v) == "string" and v:match("^https?://[^/%s]+") and not v:match("%s") then return v end
-  return nil, "expected a URL (http:// or https://)"
+
+-- url: http or https in any case (returned lower-case: the clients match "^https?://"), a
+-- host, a port in 1..65535 when given, and no user:password@ (it would end up in logs and
+-- in every request line; the login keys exist for that). The message never repeats the URL.
+local URL = "expected a URL (http:// or https://)"
+function CONV.url(v, spec)
+  if type(v) ~= "string" then return nil, URL end
+  if v:find("\0", 1, true) then return nil, NUL end
+  local scheme, rest = v:match("^(%a+)://(.*)$")
+  if not scheme or v:find("%s") then return nil, URL end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil, URL end
+  local authority = rest:match("^[^/?#]*")
+  if authority:find("@", 1, true) then
+    return nil, "expected a URL without a user name or password" ..
+      (spec and spec.hint and string.format(" (put them in %s)", spec.hint) or "")
+  end
+  local host, port
+  if authority:sub(1, 1) == "[" then host, port = authority:match("^(%[[%x:%.]+%])(.*)$")
+  else host, port = authority:match("^([^:]*)(.*)$") end
+  if not host or host == "" then return nil, URL end
+  if port ~= "" then
+    local n = tonumber(port:match("^:(%d+)$") or "")
+    if not n or n < 1 or n > 65535 then return nil, "expected a URL whose port is from 1 to 65535" end
+  end
+  return scheme .. "://" .. rest
 end
 function CONV.bool(v)
   if type(v) == "boolean" then return v end
@@ -59,34 +110,57 @@ function CONV.bool(v)
   end
   return nil, "expected true or false"
 end
+-- num: finite only. An infinite timeout would reach curl as an out-of-range long (no timeout
+-- at all); every numeric key also has a range in config.KEYS.
 function CONV.num(v)
+  if type(v) ~= "number" and type(v) ~= "string" then return nil, "expected a number" end
   local n = tonumber(v)
-  if n and n == n then return n end
-  return nil, "expected a number"
+  if n and n == n and n ~= math.huge and n ~= -math.huge then return n end
+  return nil, n and "expected a finite number" or "expected a number"
 end
 function CONV.int(v)
+  if type(v) ~= "number" and type(v) ~= "string" then return nil, "expected an integer" end
   local n = tonumber(v)
   if n and math.tointeger(n) then return math.tointeger(n) end
   return nil, "expected an integer"
 end
-function CONV.intlist(v)
+-- intlist: a JSON list, or a comma-joined string; spec.item_min/item_max bound each item.
+function CONV.intlist(v, spec)
+  local lo, hi = spec and spec.item_min, spec and spec.item_max
+  local what = lo and string.format("expected a list of integers from %d to %d", lo, hi) or "expected a list of integers"
+  local items = {}
   if type(v) == "string" then
-    local out = {}
-    for part in v:gmatch("[^,%s]+") do
-      local n = CONV.int(part)
-      if not n then return nil, "expected a list of integers" end
-      out[#out + 1] = n
-    end
-    return out
+    for part in v:gmatch("[^,%s]+") do items[#items + 1] = part end
+  elseif is_list(v) then
+    items = v
+  else
+    return nil, what
   end
-  if type(v) ~= "table" then return nil, "expected a list of integers" end
   local out = {}
-  for i, x in ipairs(v) do
+  for i, x in ipairs(items) do
     local n = CONV.int(x)
-    if not n then return nil, string.format("expected a list of integers (item %d)", i) end
+    if not n or (lo and (n < lo or n > hi)) then return nil, string.format("%s (item %d)", what, i) end
     out[#out + 1] = n
   end
   return out
+end
+-- changes: a count of certificates ("50" or 50) or a percentage ("10%"), as
+-- {count = N} (N >= 0) or {percent = P} (0 < P <= 100).
+local CHANGES = "expected a number of certificates or a percentage such as 10%"
+function CONV.changes(v)
+  local s = v
+  if type(v) == "number" then s = math.tointeger(v) and tostring(math.tointeger(v)) or "" end
+  if type(s) ~= "string" then return nil, CHANGES end
+  s = s:match("^%s*(.-)%s*$")
+  local p = s:match("^(%d+%.?%d*)%s*%%$")
+  if p then
+    local n = tonumber(p)
+    if n > 0 and n <= 100 then return { percent = n } end
+    return nil, "expected a percentage more than 0% and at most 100%"
+  end
+  local n = s:match("^%d+$") and math.tointeger(tonumber(s))
+  if n then return { count = n } end
+  return nil, CHANGES
 end
 -- enum: one of spec.values, any case.
 function CONV.enum(v, spec)
@@ -102,21 +176,34 @@ function CONV.level(v)
   return nil, "expected one of trace, debug, info, warn, error, fatal"
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
+-- key_near(text, err) -> the last object key before the decoder's "line L column C", so a
+-- value the decoder refuses (1e999 is out of range) is reported with its key.
+local function key_near(text, err)
+  local l, c = tostring(err):match("line (%d+) column (%d+)")
+  if not l then return nil end
+  local pos, line = 1, 1
+  while line < tonumber(l) do
+    local nl = text:find("\n", pos, true)
+    if not nl then break end
+    pos, line = nl + 1, line + 1
+  end
+  local key
+  for k in text:sub(1, pos + tonumber(c) - 1):gmatch('"([%w_%.%-]+)"%s*:') do key = k end
+  return key
 end
 
--- decode_file(path) -> doc, or nil, one-line error (nil, nil when the file does not exist)
+-- decode_file(path) -> doc, info | nil, one-line error, code ("absent" when nothing is at
+-- the path, "error" otherwise). Only regular files up to conffile.MAX_BYTES are read.
 local function decode_file(path)
-  local text = read(path)
-  if not text then return nil, nil end
+  local text, info, code = conffile.read(path)
+  if not text then return nil, string.format("%s: %s", path, info), code end
   local doc, err = json.decode(text)
-  if doc == nil then return nil, string.format("%s: malformed JSON: %s", path, tostring(err)) end
-  return doc
+  if doc == nil then
+    local key = key_near(text, err)
+    return nil, string.format("%s: malformed JSON: %s%s", path, M.show(err, 200),
+      key and string.format(" (near key '%s')", key) or ""), "error"
+  end
+  return doc, info
 end
 
 -- pick(obj, key) -> value by case-insensitive key (the old tool's binder ignored case)
@@ -128,15 +215,27 @@ function M.pick(obj, key)
   end
 end
 
+-- unknown_keys: one warning per unknown key, at most MAX_UNKNOWN of them (a file of junk keys
+-- would otherwise flood the log and cost a suggestion search each).
+local MAX_UNKNOWN = 20
 function M.unknown_keys(obj, known, where, warnings)
-  local set = {}
+  local set, extra = {}, 0
   for _, k in ipairs(known) do set[k:lower()] = true end
+  local list = {}
   for k in pairs(obj) do
-    if type(k) == "string" and not set[k:lower()] and k:sub(1, 1) ~= "_" then
+    if type(k) == "string" and not set[k:lower()] and k:sub(1, 1) ~= "_" then list[#list + 1] = k end
+  end
+  table.sort(list)
+  for i, k in ipairs(list) do
+    if i > MAX_UNKNOWN then extra = extra + 1
+    else
       local s = M.suggest(k, known)
-      warnings[#warnings + 1] = string.format("%s: unknown key '%s'%s (ignored)", where, k,
+      warnings[#warnings + 1] = string.format("%s: unknown key '%s'%s (ignored)", where, M.show(k),
         s and string.format(", did you mean '%s'?", s) or "")
     end
+  end
+  if extra > 0 then
+    warnings[#warnings + 1] = string.format("%s: %d more unknown keys (ignored)", where, extra)
   end
 end
 

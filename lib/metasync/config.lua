@@ -6,21 +6,25 @@ local json = require("metasync.json")
 local names = require("metasync.names")
 local check = require("metasync.confcheck")
 local fieldsconf = require("metasync.fieldsconf")
+local conffile = require("metasync.conffile")
 
 local M = {}
 local pick, null, CONV, unknown_keys, decode_file = check.pick, check.null, check.CONV, check.unknown_keys, check.decode_file
 
 M.levenshtein, M.suggest = check.levenshtein, check.suggest
 
--- kind: str, url, bool, int, intlist, level, oauth. Defaults are the old tool's where it had one.
+-- kind: str, url, bool, num, int, intlist, enum, level, changes, oauth. Defaults are the old
+-- tool's where it had one. Every num and int key has a min and a max: a value the rest of the
+-- program cannot use (an infinite timeout, a 1e300 MB log) is refused here, with its key.
+-- hint: where the credentials go instead of a URL's user:password@.
 M.KEYS = {
   { "sectigoLogin", "str" }, { "sectigoPassword", "str", secret = "METASYNC_SECTIGO_PASSWORD" },
-  { "sectigoCustomerUri", "str" }, { "sectigoAPIUrl", "url" },
-  { "keyfactorAPIUrl", "url" }, { "keyfactorLogin", "str" },
+  { "sectigoCustomerUri", "str" }, { "sectigoAPIUrl", "url", hint = "sectigoLogin and sectigoPassword" },
+  { "keyfactorAPIUrl", "url", hint = "keyfactorLogin and keyfactorPassword" }, { "keyfactorLogin", "str" },
   { "keyfactorPassword", "str", secret = "METASYNC_KEYFACTOR_PASSWORD" },
   { "keyfactorDateFormat", "str", "M/d/yyyy h:mm:ss tt" },
   { "importAllCustomFields", "bool", false }, { "syncRevokedAndExpiredCerts", "bool", false },
-  { "issuerDNLookupTerm", "str", "Sectigo" }, { "sslTypeIds", "intlist" },
+  { "issuerDNLookupTerm", "str", "Sectigo" }, { "sslTypeIds", "intlist", {} },
   { "enableDisabledFieldSync", "bool", false },
   { "sectigoPageSize", "int", 25, min = 1, max = 200 }, { "keyfactorPageSize", "int", 100, min = 1, max = 5000 },
   { "keyfactorAddedSince", "str" }, { "enableTruncation", "bool", false },
@@ -28,13 +32,19 @@ M.KEYS = {
   -- metasync's own keys
   { "sectigoOAuth", "oauth", secret = "METASYNC_SECTIGO_CLIENT_SECRET" },
   { "sectigoConcurrency", "int", 16, min = 1, max = 256 }, { "keyfactorConcurrency", "int", 16, min = 1, max = 256 },
-  { "sectigoRequestsPerSecond", "num", 0, min = 0 }, { "keyfactorRequestsPerSecond", "num", 0, min = 0 },
-  { "maxRetries", "int", 4, min = 0, max = 20 },
+  { "sectigoRequestsPerSecond", "num", 0, min = 0, max = 100000 },
+  { "keyfactorRequestsPerSecond", "num", 0, min = 0, max = 100000 },
+  { "maxRetries", "int", 8, min = 0, max = 20 },
+  { "retryStatuses", "intlist", { 429, 500, 502, 503, 504 }, item_min = 400, item_max = 599 },
+  { "circuitBreakerErrors", "int", 20, min = 0, max = 10000 }, -- 0: no circuit breaker
+  { "circuitBreakerSeconds", "num", 30, min = 0, max = 86400 }, -- and failing for this long
+  { "maxChanges", "changes" }, -- parsed into cfg.max_changes = {count=} or {percent=}
   { "sectigoBulkReads", "enum", "off", values = { "off", "auto", "on" } },
-  { "requestTimeoutSeconds", "num", 60, min = 1 }, { "connectTimeoutSeconds", "num", 10, min = 1 },
+  { "requestTimeoutSeconds", "num", 60, min = 1, max = 86400 },
+  { "connectTimeoutSeconds", "num", 10, min = 1, max = 86400 },
   { "caFile", "str" }, { "proxy", "str" }, { "insecureSkipVerify", "bool", false },
   { "logDirectory", "str", "logs" }, { "logLevel", "level", "info" },
-  { "logMaxSizeMB", "num", 10, min = 0 }, { "logMaxFiles", "int", 5, min = 1, max = 100 },
+  { "logMaxSizeMB", "num", 10, min = 0, max = 10240 }, { "logMaxFiles", "int", 5, min = 1, max = 100 },
   -- the sync state (baseline + journal) and two-way sync
   { "stateFile", "str", "state/metasync.db" }, { "journalDays", "int", 90, min = 0, max = 36500 },
   { "conflictPolicy", "enum", "report", values = { "report", "sectigo", "keyfactor" } },
@@ -42,36 +52,53 @@ M.KEYS = {
 
 M.OAUTH_KEYS = { "tokenUrl", "clientId", "clientSecret", "scopesCsv", "audience",
   "requestedWith", "refreshSkewSeconds" }
+local SKEW = { min = 0, max = 86400 }
+local TOKEN_URL = { hint = "clientId and clientSecret" }
 
+local function copy(t)
+  local out = {}
+  for i, v in ipairs(t) do out[i] = v end
+  return out
+end
 
+local function range_error(spec)
+  return string.format("expected a value from %s to %s", tostring(spec.min), tostring(spec.max))
+end
+
+-- oauth_block(...) -> block or nil, and true when it had an error (so the checks that depend
+-- on it stay quiet: one problem, one line).
 local function oauth_block(v, file, key, secret_env, errs, warnings)
   if null(v) then return nil end
-  if type(v) ~= "table" then
+  if type(v) ~= "table" or check.is_list(v) then
     errs[#errs + 1] = string.format("%s: key '%s': expected an object", file, key)
-    return nil
+    return nil, true
   end
   unknown_keys(v, M.OAUTH_KEYS, string.format("%s: key '%s'", file, key), warnings)
-  local o = {}
+  local o, bad = {}, false
+  local function fail(k, what)
+    errs[#errs + 1] = string.format("%s: key '%s.%s': %s", file, key, k, what)
+    bad = true
+  end
   for _, k in ipairs(M.OAUTH_KEYS) do
     local x = pick(v, k)
-    if not null(x) then
-      local conv = k == "refreshSkewSeconds" and CONV.num or CONV.str
-      local val, what = conv(x)
-      if val == nil then
-        errs[#errs + 1] = string.format("%s: key '%s.%s': %s", file, key, k, what)
-      else o[k] = val end
+    if not null(x) and not (k == "tokenUrl" and x == "") then
+      local val, what
+      if k == "refreshSkewSeconds" then
+        val, what = CONV.num(x)
+        if val and (val < SKEW.min or val > SKEW.max) then val, what = nil, range_error(SKEW) end
+      elseif k == "tokenUrl" then val, what = CONV.url(x, TOKEN_URL)
+      else val, what = CONV.str(x) end
+      if val == nil then fail(k, what) else o[k] = val end
     end
   end
-  local env = os.getenv(secret_env)
-  if env and env ~= "" then o.clientSecret = env end
+  local env, eerr = conffile.env_secret(secret_env)
+  if eerr then errs[#errs + 1] = eerr; bad = true end
+  if env then o.clientSecret = env end
   o.requestedWith = (o.requestedWith and o.requestedWith ~= "") and o.requestedWith or "APIClient"
   o.refreshSkewSeconds = o.refreshSkewSeconds or 120
   -- Usable only when the three essentials are there, as in the old tool.
   o.usable = (o.tokenUrl or "") ~= "" and (o.clientId or "") ~= "" and (o.clientSecret or "") ~= ""
-  if o.usable and not CONV.url(o.tokenUrl) then
-    errs[#errs + 1] = string.format("%s: key '%s.tokenUrl': expected a URL (http:// or https://)", file, key)
-  end
-  return o
+  return o, bad
 end
 
 -- Sectigo paths all start with /api/...; accept the base with or without "/" or "/api".
@@ -85,9 +112,11 @@ function M.keyfactor_base(u)
   return (u:gsub("/+$", ""))
 end
 
-local function check_settings(cfg, file, errs)
+-- check_settings: the keys that are required, or required together. bad holds the keys that
+-- already have an error, so a bad URL is reported once, not also as missing.
+local function check_settings(cfg, file, errs, bad)
   local function need(key, why)
-    if null(cfg[key]) or cfg[key] == "" then
+    if not bad[key] and (null(cfg[key]) or cfg[key] == "") then
       errs[#errs + 1] = string.format("%s: key '%s': %s", file, key, why)
     end
   end
@@ -95,19 +124,20 @@ local function check_settings(cfg, file, errs)
   need("keyfactorAPIUrl", "expected a URL (http:// or https://)")
   need("sectigoCustomerUri", "expected a string (the Sectigo customer URI)")
   local so = cfg.sectigoOAuth
-  if not (so and so.usable) then
+  if not (so and so.usable) and not bad.sectigoOAuth then
     need("sectigoLogin", "expected a string (or configure sectigoOAuth)")
-    need("sectigoPassword", "expected a string (or set METASYNC_SECTIGO_PASSWORD)")
+    need("sectigoPassword", "expected a string (or set METASYNC_SECTIGO_PASSWORD or METASYNC_SECTIGO_PASSWORD_FILE)")
   end
   local ko = cfg.keyfactorOAuth
   local use_oauth = cfg.UseKeyfactorOAuth
   if use_oauth == nil then use_oauth = ko ~= nil and ko.usable end
   cfg.UseKeyfactorOAuth = use_oauth and true or false
+  if bad.keyfactorOAuth then return end
   if use_oauth and not (ko and ko.usable) then
-    errs[#errs + 1] = string.format("%s: key 'keyfactorOAuth': expected tokenUrl, clientId and clientSecret (or set METASYNC_KEYFACTOR_CLIENT_SECRET)", file)
+    errs[#errs + 1] = string.format("%s: key 'keyfactorOAuth': expected tokenUrl, clientId and clientSecret (or set METASYNC_KEYFACTOR_CLIENT_SECRET or METASYNC_KEYFACTOR_CLIENT_SECRET_FILE)", file)
   elseif not use_oauth then
     need("keyfactorLogin", "expected a string such as DOMAIN\\user (or configure keyfactorOAuth)")
-    need("keyfactorPassword", "expected a string (or set METASYNC_KEYFACTOR_PASSWORD)")
+    need("keyfactorPassword", "expected a string (or set METASYNC_KEYFACTOR_PASSWORD or METASYNC_KEYFACTOR_PASSWORD_FILE)")
   end
 end
 
@@ -133,17 +163,52 @@ function M.resolve(cfg, path)
   return home .. "/" .. path
 end
 
+-- holds_secret(section) -> true when config.json itself carries a password or client secret
+local function holds_secret(section)
+  local function set(v) return type(v) == "string" and v ~= "" end
+  if set(pick(section, "sectigoPassword")) or set(pick(section, "keyfactorPassword")) then return true end
+  for _, k in ipairs { "sectigoOAuth", "keyfactorOAuth" } do
+    local o = pick(section, k)
+    if type(o) == "table" and set(pick(o, "clientSecret")) then return true end
+  end
+  return false
+end
+
+-- key_value(spec, raw, file, errs) -> the converted value, or nil (absent or refused)
+local function key_value(spec, raw, file, errs)
+  local key, kind = spec[1], spec[2]
+  if null(raw) or (raw == "" and kind ~= "str") then return nil end
+  local val, what = CONV[kind](raw, spec)
+  if val ~= nil and spec.max and (val < spec.min or val > spec.max) then val, what = nil, range_error(spec) end
+  if val == nil then errs[#errs + 1] = string.format("%s: key '%s': %s", file, key, what) end
+  return val
+end
+
+-- load_fields(dir, cfg, errs, warnings) -> {manual=, custom=}. fields.json is required: the
+-- old tool always shipped it, and a run without it used to sync nothing and exit 0. The one
+-- exception is importAllCustomFields with no fields.json at all: the custom fields then come
+-- from Sectigo and there are simply no manual fields. A fields.json that is there but cannot
+-- be read (a directory, no permission, a loop) is an error in every case.
+local function load_fields(dir, cfg, errs, warnings)
+  local file = dir .. "/fields.json"
+  local doc, err, code = decode_file(file)
+  if doc then return fieldsconf.validate(doc, file, cfg, errs, warnings) end
+  if code == "absent" and cfg.importAllCustomFields then return { manual = {}, custom = {} } end
+  if code == "absent" then
+    err = file .. ": file not found (it is required unless importAllCustomFields is true)"
+  end
+  errs[#errs + 1] = err
+  return { manual = {}, custom = {} }
+end
+
 -- load(dir) -> cfg, warnings | nil, errors (a list of one-line messages), warnings
 function M.load(dir)
   dir = (dir or "config"):gsub("/+$", "")
   if dir == "" then dir = "/" end
-  local errs, warnings = {}, {}
+  local errs, warnings, bad = {}, {}, {}
   local file = dir .. "/config.json"
-  local doc, derr = decode_file(file)
-  if not doc then
-    errs[1] = derr or (file .. ": file not found")
-    return nil, errs, warnings
-  end
+  local doc, info = decode_file(file) -- info: the error line when doc is nil
+  if not doc then return nil, { info }, warnings end
   local section = type(doc) == "table" and pick(doc, "Config")
   if type(section) ~= "table" then
     return nil, { file .. ": key 'Config': expected an object holding the settings" }, warnings
@@ -155,31 +220,25 @@ function M.load(dir)
   for _, spec in ipairs(M.KEYS) do
     local key, kind, default = spec[1], spec[2], spec[3]
     local raw = pick(section, key)
-    local val
+    local nerr, val = #errs, nil
     if kind == "oauth" then
-      val = oauth_block(raw, file, key, spec.secret, errs, warnings)
-    elseif not null(raw) and not (raw == "" and kind ~= "str") then
-      local what
-      val, what = CONV[kind](raw, spec)
-      if val == nil then
-        errs[#errs + 1] = string.format("%s: key '%s': %s", file, key, what)
-      elseif (spec.min and val < spec.min) or (spec.max and val > spec.max) then
-        errs[#errs + 1] = string.format("%s: key '%s': expected a value from %s to %s", file, key,
-          tostring(spec.min), spec.max and tostring(spec.max) or "up")
-        val = nil
+      local failed
+      val, failed = oauth_block(raw, file, key, spec.secret, errs, warnings)
+      if failed then bad[key] = true end
+    else
+      val = key_value(spec, raw, file, errs)
+      if spec.secret then
+        local env, eerr = conffile.env_secret(spec.secret)
+        if eerr then errs[#errs + 1] = eerr end
+        if env then val = env end
       end
+      if val == nil then val = type(default) == "table" and copy(default) or default end
     end
-    if kind ~= "oauth" and spec.secret then
-      local env = os.getenv(spec.secret)
-      if env and env ~= "" then val = env end
-    end
-    if val == nil and kind ~= "oauth" then
-      if type(default) == "table" then val = {} else val = default end
-    end
-    if kind == "intlist" and val == nil then val = {} end
+    if #errs > nerr then bad[key] = true end
+    if kind == "changes" then cfg.max_changes = val; val = val and raw end
     cfg[key] = val
   end
-  check_settings(cfg, file, errs)
+  check_settings(cfg, file, errs, bad)
   if cfg.stateFile == "" then
     errs[#errs + 1] = string.format("%s: key 'stateFile': expected a file path", file)
   else
@@ -187,22 +246,22 @@ function M.load(dir)
   end
   if cfg.sectigoAPIUrl then cfg.sectigo_base = M.sectigo_base(cfg.sectigoAPIUrl) end
   if cfg.keyfactorAPIUrl then cfg.keyfactor_base = M.keyfactor_base(cfg.keyfactorAPIUrl) end
+  local mode = conffile.group_readable(info)
+  if mode and holds_secret(section) then
+    warnings[#warnings + 1] = string.format("%s: holds a password or client secret and is readable by group or others (mode %s); chmod 600 it, or give the secrets through METASYNC_*_FILE", file, mode)
+  end
+  if cfg.insecureSkipVerify then
+    warnings[#warnings + 1] = string.format("%s: key 'insecureSkipVerify': TLS certificates are not verified (for testing only)", file)
+  end
 
+  -- bannedcharacters.json may be missing (no replacements yet), but one that is there and
+  -- cannot be read is an error: treating it as empty would lose the site's replacements the
+  -- next time the file is written back.
   cfg.banned_path = dir .. "/bannedcharacters.json"
   local banned, berr = names.load(cfg.banned_path)
   if not banned then errs[#errs + 1] = berr else cfg.banned = banned end
 
-  local fdoc, ferr = decode_file(dir .. "/fields.json")
-  if not fdoc then
-    if ferr then errs[#errs + 1] = ferr
-    else cfg.fields = { manual = {}, custom = {} }
-      if not cfg.importAllCustomFields then
-        warnings[#warnings + 1] = dir .. "/fields.json: file not found, no fields are mapped"
-      end
-    end
-  else
-    cfg.fields = fieldsconf.validate(fdoc, dir .. "/fields.json", cfg, errs, warnings)
-  end
+  cfg.fields = load_fields(dir, cfg, errs, warnings)
   if #errs > 0 then return nil, errs, warnings end
   return cfg, warnings
 end

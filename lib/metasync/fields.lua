@@ -3,8 +3,56 @@
 -- hint=, validation=, enrollment=, message=, options=, default=, display_order=,
 -- case_sensitive=, sectigo_type=, sectigo_id=, sectigo_active=}.
 local json = require("metasync.json")
+local log = require("metasync.log")
 
 local M = {}
+
+-- describe(v) -> how a JSON value reads in a message about a malformed record: "missing",
+-- "null", "a number (12.5)", 'a string ("abc")', "an object", "a list".
+function M.describe(v)
+  if v == nil then return "missing" end
+  if v == json.null then return "null" end
+  local t = type(v)
+  if t == "string" then return string.format('a string ("%s")', (v:sub(1, 40):gsub("[%c\"\\]", "?"))) end
+  if t == "number" or t == "boolean" then return string.format("a %s (%s)", t, tostring(v)) end
+  if t == "table" then return (json.is_array(v) or v[1] ~= nil) and "a list" or "an object" end
+  return t
+end
+local describe = M.describe
+
+local function present(v) return v ~= nil and v ~= json.null end
+local function object(v) return type(v) == "table" and not json.is_array(v) and v[1] == nil end
+local function list(v) return type(v) == "table" and (next(v) == nil or v[1] ~= nil) end
+
+-- check_sectigo_def(def) -> nil, or what makes a Sectigo custom field definition unusable.
+-- Such a definition is left out (with a WARN) rather than guessed at: its name is the join key
+-- of every value, and its input says how values are written.
+function M.check_sectigo_def(d)
+  if not object(d) then return "it is " .. describe(d) .. ", not an object" end
+  if type(d.name) ~= "string" or not d.name:find("%S") then return "name is " .. describe(d.name) end
+  if present(d.state) and type(d.state) ~= "string" then return "state is " .. describe(d.state) end
+  local input = d.input
+  if present(input) then
+    if not object(input) then return "input is " .. describe(input) .. ", not an object" end
+    if present(input.type) and type(input.type) ~= "string" then return "input.type is " .. describe(input.type) end
+    if present(input.options) and not list(input.options) then
+      return "input.options is " .. describe(input.options) .. ", not a list"
+    end
+  end
+end
+
+-- check_custom_fields(list) -> nil, or what makes a certificate's customFields unreadable (a
+-- details document or a report row). Its certificate then fails: read as "no values", it
+-- would look unchanged, and kftosc, which sends the whole list back, would drop what it
+-- could not read.
+function M.check_custom_fields(cfs)
+  if not present(cfs) then return nil end
+  if not list(cfs) then return "customFields is " .. describe(cfs) .. ", not a list" end
+  for i, cf in ipairs(cfs) do
+    if not object(cf) then return string.format("customFields[%d] is %s, not an object", i, describe(cf)) end
+    if type(cf.name) ~= "string" then return string.format("customFields[%d]: name is %s", i, describe(cf.name)) end
+  end
+end
 
 -- Sectigo input type -> Keyfactor DataType
 M.TYPE_MAP = { TEXT_SINGLE_LINE = 1, TEXT_MULTI_LINE = 6, EMAIL = 7, NUMBER = 2, TEXT_OPTION = 5, DATE = 3 }
@@ -104,8 +152,15 @@ end
 -- Only differing definitions are touched; names compare case-insensitively as Keyfactor does.
 function M.diff(list, existing)
   local have = {}
-  for _, e in ipairs(existing or {}) do
-    if type(e) == "table" and type(e.Name) == "string" then have[e.Name:lower()] = e end
+  for i, e in ipairs(existing or {}) do
+    if type(e) == "table" and type(e.Name) == "string" then
+      have[e.Name:lower()] = e
+    else
+      -- Nothing can be matched to it; a field it really is will be refused as a duplicate.
+      log.warn("fields", "Keyfactor metadata field definition #%d%s has no usable Name (%s); ignored", i,
+        type(e) == "table" and present(e.Id) and (" (Id " .. tostring(e.Id) .. ")") or "",
+        type(e) == "table" and describe(e.Name) or describe(e))
+    end
   end
   local out, seen = { create = {}, update = {}, unchanged = 0 }, {}
   for _, f in ipairs(list) do

@@ -16,23 +16,37 @@ local function opt_string(item, key, where, errs)
   if null(v) then return nil end
   local s, what = CONV.str(v)
   if not s then errs[#errs + 1] = string.format("%s.%s': %s", where, key, what) end
-  return s
+  return s, not s
 end
 
--- options: a JSON list, or a comma-joined string as Keyfactor stores it
+-- options: a JSON list of strings (numbers are taken as their text), or a comma-joined string
+-- as Keyfactor stores it. Anything else is an error: a table item would reach Keyfactor as
+-- "table: 0x...", and an object would silently be no options at all.
 local function options_of(v, where, errs)
   if null(v) or v == "" then return nil end
   if type(v) == "string" then
+    if v:find("\0", 1, true) then
+      errs[#errs + 1] = where .. ".keyfactorOptions': must not contain a NUL byte"
+      return nil
+    end
     local out = {}
     for part in v:gmatch("[^,]+") do out[#out + 1] = part:match("^%s*(.-)%s*$") end
     return out
   end
-  if type(v) ~= "table" then
+  if not check.is_list(v) then
     errs[#errs + 1] = where .. ".keyfactorOptions': expected a list of strings"
     return nil
   end
   local out = {}
-  for _, x in ipairs(v) do out[#out + 1] = tostring(x) end
+  for i, x in ipairs(v) do
+    local s, what = nil, "expected a string"
+    if type(x) == "string" or type(x) == "number" then s, what = CONV.str(x) end
+    if not s then
+      errs[#errs + 1] = string.format("%s.keyfactorOptions[%d]': %s", where, i, what)
+      return nil
+    end
+    out[#out + 1] = s
+  end
   return out
 end
 
@@ -43,12 +57,14 @@ local function item_spec(item, kind, where, errs, warnings)
   end
   check.unknown_keys(item, check.FIELD_KEYS, where .. "'", warnings)
   local f = { kind = kind }
-  f.sectigo = opt_string(item, "sectigoFieldName", where, errs)
-  if not f.sectigo or f.sectigo == "" then
+  local failed
+  -- one line per problem: a value already refused is not also reported as missing
+  f.sectigo, failed = opt_string(item, "sectigoFieldName", where, errs)
+  if not failed and (not f.sectigo or f.sectigo == "") then
     errs[#errs + 1] = where .. ".sectigoFieldName': expected a non-empty string"
   end
-  f.keyfactor = opt_string(item, "keyfactorMetadataFieldName", where, errs)
-  if not f.keyfactor or f.keyfactor == "" then
+  f.keyfactor, failed = opt_string(item, "keyfactorMetadataFieldName", where, errs)
+  if not failed and (not f.keyfactor or f.keyfactor == "") then
     errs[#errs + 1] = where .. ".keyfactorMetadataFieldName': expected a non-empty string"
   end
   local dt = pick(item, "keyfactorDataType")
@@ -68,7 +84,7 @@ local function item_spec(item, kind, where, errs, warnings)
   f.options = options_of(pick(item, "keyfactorOptions"), where, errs)
   for key, conv in pairs {
     keyfactorEnrollment = { "enrollment", CONV.int, 0 },
-    keyfactorDisplayOrder = { "display_order", CONV.int, 0 },
+    keyfactorDisplayOrder = { "display_order", CONV.int, 0, max = 100000 },
     keyfactorCaseSensitive = { "case_sensitive", CONV.bool, false },
     keyfactorAllowAPI = { "allow_api", CONV.bool, true },
   } do
@@ -77,6 +93,9 @@ local function item_spec(item, kind, where, errs, warnings)
       f[conv[1]] = conv[3]
     else
       local v, what = conv[2](raw)
+      if v ~= nil and conv.max and (v < 0 or v > conv.max) then
+        v, what = nil, string.format("expected a value from 0 to %d", conv.max)
+      end
       if v == nil then errs[#errs + 1] = string.format("%s.%s': %s", where, key, what) end
       f[conv[1]] = v
     end
@@ -131,10 +150,10 @@ function M.validate(doc, file, cfg, errs, warnings)
   -- Names typed by the site must already be valid Keyfactor names, or be rewritten by a
   -- replacement the site has filled in. With importAllCustomFields the custom names come from
   -- Sectigo instead and go through the banned-characters flow at run time.
-  local check = { fields.manual }
-  if not cfg.importAllCustomFields then check[2] = fields.custom end
+  local lists = { fields.manual }
+  if not cfg.importAllCustomFields then lists[2] = fields.custom end
   local seen = {}
-  for _, list in ipairs(check) do
+  for _, list in ipairs(lists) do
     for _, f in ipairs(list) do
       if f.keyfactor then
         local bad = names.banned(f.keyfactor)
@@ -145,11 +164,11 @@ function M.validate(doc, file, cfg, errs, warnings)
         end
         if #missing > 0 then
           errs[#errs + 1] = string.format("%s: key '%s': Keyfactor field name '%s' contains %s; Keyfactor accepts only A-Z a-z 0-9 _ - (rename it, or give a replacement in bannedcharacters.json)",
-            file, f.kind == "manual" and "ManualFields" or "CustomFields", f.keyfactor, table.concat(missing, ", "))
+            file, f.kind == "manual" and "ManualFields" or "CustomFields", check.show(f.keyfactor, 200), table.concat(missing, ", "))
         end
         local low = f.keyfactor:lower()
         if seen[low] then
-          errs[#errs + 1] = string.format("%s: key 'keyfactorMetadataFieldName': '%s' is mapped twice", file, f.keyfactor)
+          errs[#errs + 1] = string.format("%s: key 'keyfactorMetadataFieldName': '%s' is mapped twice", file, check.show(f.keyfactor, 200))
         end
         seen[low] = true
       end

@@ -20,7 +20,7 @@ local COLUMNS = { "run", "time", "command", "direction", "serial", "sectigo_id",
   "new", "result", "detail" }
 
 local function die(fmt, ...)
-  io.stderr:write("metasync: ", string.format(fmt, ...), "\n")
+  io.stderr:write("metasync: ", log.redact(string.format(fmt, ...)), "\n")
   return 1
 end
 
@@ -30,6 +30,8 @@ local function report()
     for _, e in ipairs(errs) do io.stderr:write("metasync: ", e, "\n") end
     return 1
   end
+  -- Journals written before failure reasons were redacted may hold a credential.
+  require("metasync.setup").register_secrets(cfg)
   local st, err = state.open(cfg.state_path, { readonly = true })
   if not st then return die("%s", err) end
   if st.empty then return die("no state file at %s: no run has been recorded yet", cfg.state_path) end
@@ -40,7 +42,7 @@ local function report()
   local n = 0
   for e in st:entries(run.id) do
     e.time, e.command = e.at, run.command
-    out:write(format == "csv" and csv.line(e, COLUMNS) or csv.jsonl(e, COLUMNS))
+    out:write(log.redact(format == "csv" and csv.line(e, COLUMNS) or csv.jsonl(e, COLUMNS)))
     n = n + 1
   end
   st:close()
@@ -188,7 +190,7 @@ local function revert()
   end)
   if rok then return rc end
   local msg = type(rc) == "table" and rc.msg or tostring(rc)
-  io.stderr:write("metasync: ", (msg:match("^[^\n]*")), "\n")
+  io.stderr:write("metasync: ", log.redact(msg:match("^[^\n]*")), "\n")
   return 1
 end
 

@@ -5,6 +5,8 @@ local rest = require("metasync.rest")
 local oauth = require("metasync.oauth")
 local pager = require("metasync.pager")
 local json = require("metasync.json")
+local task = require("metasync.task")
+local log = require("metasync.log")
 
 local M = {}
 local Client = {}
@@ -89,7 +91,8 @@ function Client:pages(path, query, page_size, fields)
     local resp, err = self.rest:request("GET", path, { query = q, decode = decode })
     if not resp then return nil, err end
     local list = resp.json
-    if type(list) ~= "table" or (next(list) ~= nil and list[1] == nil) then
+    -- An empty object {} is not an empty page: a wrong shape is an error, never "no certificates".
+    if type(list) ~= "table" or not json.is_array(list) then
       return nil, string.format("Keyfactor GET %s: expected a list", path)
     end
     if mt then
@@ -97,7 +100,8 @@ function Client:pages(path, query, page_size, fields)
         if type(item) == "table" then setmetatable(item, mt) end
       end
     end
-    return list, tonumber(resp.headers and resp.headers["x-total-count"])
+    -- The header's text as it came: pager.total_pages judges it ("0x10" is not 16).
+    return list, resp.headers and resp.headers["x-total-count"]
   end
   -- A few pages in flight are plenty: one page of certificates keeps the writes behind it
   -- busy for a while, and every page held costs memory (up to 2 x window pages are).
@@ -105,7 +109,13 @@ function Client:pages(path, query, page_size, fields)
     what = "Keyfactor " .. path,
     key = function(item)
       if type(item) ~= "table" then return false end -- not a record: dropped
-      return rawget(item, "Id")                      -- nil: no id, kept as it is
+      local id = rawget(item, "Id")
+      -- only a usable Id de-duplicates (items with Id null would collapse into one)
+      return math.type(id) and math.tointeger(id) or nil
+    end,
+    dropped = function(item, k)
+      require("metasync.log").warn("keyfactor", "Keyfactor %s: page %d: an item that is %s, not a record, was skipped",
+        path, k, require("metasync.fields").describe(item))
     end }
 end
 
@@ -166,8 +176,57 @@ local function definition(f)
   return d
 end
 
+-- field(name) -> Keyfactor's definition of that field, false when it has none, or nil, message.
+-- GET /MetadataFields/{name} (names match case-insensitively; 404 is "no such field"); a name of
+-- digits only would be read as an id there, so that one is looked for in the list.
+function Client:field(name)
+  name = tostring(name)
+  local function same(f) return type(f) == "table" and type(f.Name) == "string" and f.Name:lower() == name:lower() end
+  if name:match("^%d+$") then
+    local list, err = self:metadata_fields()
+    if not list then return nil, err end
+    for _, f in ipairs(list) do if same(f) then return f end end
+    return false
+  end
+  local resp, err = self.rest:request("GET", "/MetadataFields/" .. rest.urlencode(name), { ok = { [200] = true, [404] = true } })
+  if not resp then return nil, err end
+  if resp.status == 404 then return false end
+  if not same(resp.json) then
+    return nil, string.format("Keyfactor GET /MetadataFields/%s: the answer is not that field", name)
+  end
+  return resp.json
+end
+
+-- create_field(f) -> the created definition, or nil, message. POST is not idempotent, so the
+-- request itself is never repeated blindly: after a transient failure (5xx, 429, a transport
+-- error, a garbled answer) the field is looked up by name, and the POST is sent again (after a
+-- backoff, up to the client's retries) only when Keyfactor does not have it; when it does, the
+-- failed POST went through and the field counts as created.
 function Client:create_field(f)
-  return self.rest:json("POST", "/MetadataFields", { body = definition(f) })
+  local r = self.rest
+  local body = definition(f)
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local doc, err, raw, transient = r:json("POST", "/MetadataFields", { body = body })
+    if doc then return doc end
+    if not transient or r.broken then return nil, err end
+    local found, ferr = self:field(f.Name)
+    if found then
+      log.info("keyfactor", "Keyfactor field '%s' exists after a failed create (%s): taken as created", f.Name, err)
+      return found
+    end
+    if found == nil then return nil, string.format("%s; looking the field up failed: %s", err, ferr) end
+    if attempt > r.retries then return nil, err end
+    local delay = rest.retry_after(raw and raw.headers and raw.headers["retry-after"])
+    delay = delay and math.min(delay, r.max_retry_after) or rest.backoff(attempt, r.backoff_base, r.backoff_cap)
+    local reason = raw and (raw.status >= 200 and raw.status < 300 and "malformed JSON" or "HTTP " .. raw.status)
+      or "transport error"
+    r.stats.retries = r.stats.retries + 1
+    log.debug("keyfactor", "%s; field '%s' is absent, retry %d/%d in %.1f s", err, f.Name, attempt, r.retries, delay)
+    r.health:retry(reason, (err:gsub("^Keyfactor ", "")))
+    task.sleep(delay)
+  end
 end
 
 function Client:update_field(f)

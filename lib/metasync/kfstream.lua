@@ -6,6 +6,8 @@
 -- inventory. Keyfactor certificates are never collected into a list.
 local task = require("metasync.task")
 local serial = require("metasync.serial")
+local fields = require("metasync.fields")
+local signals = require("metasync.signals")
 
 local M = {}
 
@@ -49,14 +51,36 @@ function M.run(ctx, policy, index, work, limit)
   end
   local ok, err = pcall(function()
     for kc in ctx.keyfactor:certificates(q) do
+      -- After a stop signal no new pair is started (the pipeline reports the interruption).
+      if signals.received() then error("interrupted", 0) end
+      -- An API the circuit breaker gave up on gets nothing more: stop instead of failing every
+      -- certificate after it one by one.
+      local broken = (ctx.keyfactor.rest or {}).broken or (ctx.sectigo and ctx.sectigo.rest or {}).broken
+      if broken then error(broken, 0) end
       -- A hook that trips over one odd record fails that record, not the run.
       local iok, included = pcall(policy.include, kc, ctx)
-      local key = serial.normalise(rawget(kc, "SerialNumber"))
+      local raw_id = rawget(kc, "Id")
+      local key, problem = serial.parse(rawget(kc, "SerialNumber"))
+      -- Keyfactor writes and the journal go by Id: a certificate whose Id is no id (null,
+      -- "abc", 1.5) is malformed, like a serial that is no serial, and fails by itself. (An Id
+      -- not fetched at all is a site policy's choice; the write, if any, then says so.)
+      local id = math.type(raw_id) and math.tointeger(raw_id)
+      if id and id < 1 then id = nil end
+      local bad_id = raw_id ~= nil and not id
+      local label = key or ("Keyfactor Id " .. (id and tostring(id) or fields.describe(raw_id)))
       if not iok then
         r.considered = r.considered + 1
-        r:fail(key or tostring(rawget(kc, "Id")), "policy.include: " .. first_line(included))
+        r:fail(label, "policy.include: " .. first_line(included))
       elseif not included then
         r.skipped = r.skipped + 1
+      elseif problem or bad_id then
+        r.considered = r.considered + 1
+        r:fail(label, problem and ("SerialNumber is " .. problem)
+          or ("Keyfactor Id is " .. fields.describe(raw_id) .. ", not a certificate id"))
+      elseif key and index.broken and index.broken[key] then
+        -- Its Sectigo record is malformed: that failure is already listed under this serial.
+        r.considered = r.considered + 1
+        r.matched = r.matched + 1
       else
         r.considered = r.considered + 1
         local ssl_id, doc
@@ -67,7 +91,7 @@ function M.run(ctx, policy, index, work, limit)
           serials[#serials + 1] = key
           if #batch >= BATCH then dispatch() end
         else
-          r:unmatched_serial(key or "(empty)")
+          r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)))
         end
       end
     end

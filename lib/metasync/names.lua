@@ -2,6 +2,7 @@
 -- hold anything ("Cost Center"), so names are rewritten through bannedcharacters.json, the
 -- site's table of replacements. A character with no replacement yet stops the run.
 local json = require("metasync.json")
+local conffile = require("metasync.conffile")
 
 local M = {}
 
@@ -22,9 +23,12 @@ local function codepoint(c)
   return ok and cp or c:byte()
 end
 
--- describe(c) -> "' ' (U+0020)"
+-- describe(c) -> "' ' (U+0020)"; a control character only by its code point, so a message
+-- naming it stays one line.
 function M.describe(c)
-  return string.format("'%s' (U+%04X)", c, codepoint(c))
+  local cp = codepoint(c)
+  if cp < 0x20 or cp == 0x7F or (cp >= 0x80 and cp < 0xA0) then return string.format("U+%04X", cp) end
+  return string.format("'%s' (U+%04X)", c, cp)
 end
 
 -- banned(name) -> list of distinct characters of name that Keyfactor refuses, in order.
@@ -115,7 +119,7 @@ function M.parse(text, file)
   local t = M.new_table()
   for i, e in ipairs(arr) do
     local c = type(e) == "table" and ci(e, "character")
-    if type(c) ~= "string" or c == "" or (utf8.len(c) or #c) ~= 1 then
+    if type(c) ~= "string" or c == "" or c == "\0" or (utf8.len(c) or #c) ~= 1 then
       return nil, string.format("%s: key 'BannedCharacters[%d].character': expected a single character", file, i)
     end
     local r = repl_of(ci(e, "replacementcharacter"))
@@ -127,12 +131,16 @@ function M.parse(text, file)
   return t
 end
 
--- load(path) -> table (empty when the file does not exist), or nil, error.
+-- load(path) -> table (empty when nothing is at the path), or nil, one-line error. A file
+-- that is there but cannot be read (a directory, a FIFO, no permission, a symlink loop, too
+-- big) is an error, never "empty": the table is written back later, and an empty one would
+-- replace the site's replacements.
 function M.load(path)
-  local f = io.open(path, "rb")
-  if not f then return M.new_table() end
-  local text = f:read("a")
-  f:close()
+  local text, why, code = conffile.read(path)
+  if not text then
+    if code == "absent" then return M.new_table() end
+    return nil, string.format("%s: %s", path, why)
+  end
   return M.parse(text, path)
 end
 
@@ -146,15 +154,25 @@ function M.encode(t)
 end
 
 -- save(t, path) -> true or nil, error. Written to a temporary file then renamed so a crash
--- never leaves a half-written file behind.
+-- never leaves a half-written file behind. When path is a symbolic link (a site keeping the
+-- file elsewhere, or under configuration management), the link's target is replaced and the
+-- temporary file sits beside the target, so the rename stays on one file system and the link
+-- stays a link.
 function M.save(t, path)
-  local tmp = string.format("%s.tmp.%d", path, math.random(1, 1 << 30))
+  local target, terr = conffile.target(path)
+  if not target then return nil, terr end
+  local kind = conffile.probe(target)
+  if kind ~= "file" and kind ~= "absent" then
+    return nil, string.format("%s is not a regular file (%s); left as it is",
+      target ~= path and "its target " .. target or "it", tostring(kind))
+  end
+  local tmp = string.format("%s.tmp.%d", target, math.random(1, 1 << 30))
   local f, err = io.open(tmp, "wb")
   if not f then return nil, err end
   local ok, werr = f:write(M.encode(t))
   local cok, cerr = f:close()
   if not ok or not cok then os.remove(tmp); return nil, werr or cerr end
-  local rok, rerr = os.rename(tmp, path)
+  local rok, rerr = os.rename(tmp, target)
   if not rok then os.remove(tmp); return nil, rerr end
   return true
 end

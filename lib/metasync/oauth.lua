@@ -3,6 +3,8 @@
 local rest = require("metasync.rest")
 local task = require("metasync.task")
 
+local log = require("metasync.log")
+
 local M = {}
 
 local Token = {}
@@ -44,6 +46,10 @@ function Token:fetch(force, asked)
   if type(doc) ~= "table" or type(doc.access_token) ~= "string" then
     return nil, self.client.name .. ": response has no access_token"
   end
+  -- Tokens are secrets as much as the passwords: masked in every output from here on.
+  log.add_secret(doc.access_token)
+  log.add_secret(type(doc.refresh_token) == "string" and doc.refresh_token or nil)
+  log.add_secret(type(doc.id_token) == "string" and doc.id_token or nil)
   local life = tonumber(doc.expires_in) or 300
   self.value = "Bearer " .. doc.access_token
   self.fetched = task.now()

@@ -114,6 +114,9 @@ local function settle(ctx, p, o, spawn)
     return
   end
   if problem then log.warn("sync", "certificate %s: %s", p.serial, problem) end
+  if ctx.limit and not ctx.limit:take(changes) then
+    if not ctx.dry_run then return end -- past the change limit: decided, counted, not written
+  end
   r.planned = r.planned + 1
   if ctx.dry_run then
     print_plan(o.target, p, o.id_label, o.label, changes)

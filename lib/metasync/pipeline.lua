@@ -11,6 +11,9 @@ local scindex = require("metasync.scindex")
 local kfstream = require("metasync.kfstream")
 local pair = require("metasync.pair")
 local twoway = require("metasync.twoway")
+local limit = require("metasync.limit")
+local signals = require("metasync.signals")
+local task = require("metasync.task")
 
 local M = {}
 local fatal = setup.fatal
@@ -23,15 +26,53 @@ local WORK = { sctokf = pair.sctokf, kftosc = pair.kftosc, sync = twoway.sync }
 
 local stages
 
+-- A stop signal (SIGINT, SIGTERM) ends a run cleanly: nothing new is started or sent, what is
+-- in flight finishes, and the summary says so. In flight is given at most GRACE seconds; after
+-- that the summary is printed anyway and the process exits.
+local GRACE = 10
+
+local function interrupted(ctx, note)
+  local name, num = signals.received()
+  ctx.report:interrupt(name, num, note)
+  return ctx.report:finish()
+end
+
+local function watchdog(ctx, state)
+  while not state.done do
+    task.sleep(0.2)
+    local name = signals.received()
+    if name and not state.done then
+      log.warn("main", "%s received: no new work is started; requests in flight may finish (at most %d s; a second signal stops at once)",
+        name, GRACE)
+      local deadline = task.now() + GRACE
+      while not state.done and task.now() < deadline do task.sleep(0.1) end
+      if state.done then return end
+      local rc = interrupted(ctx, string.format("requests in flight did not finish within %d s", GRACE))
+      pcall(ctx.state.finish_run, ctx.state, rc)
+      ctx.state:close()
+      io.stdout:flush()
+      os.exit(rc)
+    end
+  end
+end
+
 -- run(policy, opts) -> exit code
 function M.run(policy, opts)
+  signals.install()
   -- 1. Setup: configuration, logging, clients, the state store.
   local ctx, rc = setup.context(policy, opts)
   if not ctx then return rc end
   ctx.direction = policy.direction
+  local wd = { done = false }
+  task.spawn(watchdog, ctx, wd)
   -- Whatever ends the run, what the store has queued is committed and the store closed: the
   -- baseline then matches the writes that were made.
   local ok, res = pcall(stages, ctx, policy)
+  wd.done = true
+  if not ok and signals.received() then
+    -- a stage that failed because its requests were refused after the signal
+    ok, res = true, interrupted(ctx, "stopped during " .. (ctx.stage or "setup"))
+  end
   if ok then pcall(ctx.state.finish_run, ctx.state, res) end
   ctx.state:close()
   if not ok then error(res, 0) end
@@ -50,7 +91,12 @@ function stages(ctx, policy)
   local defs = fieldset.prepare(ctx, policy)
 
   -- 4. The Sectigo index (list pages or the bulk report).
+  ctx.stage = "the Sectigo listing"
   ctx.index = scindex.build(ctx, policy)
+  if signals.received() then return interrupted(ctx, "stopped before any write") end
+  -- The change limit, in certificates; a percentage is of the index (the most that can match).
+  ctx.limit = limit.new(ctx.max_changes, ctx.index.size)
+  ctx.report.limit = ctx.limit
 
   -- 5. Field definitions: the first write. The run is recorded from here on.
   ctx.state:begin_run(ctx.report.run_id, policy.direction, ctx.cfg.journalDays)
@@ -61,10 +107,14 @@ function stages(ctx, policy)
   -- request at a time, so both caps full takes sc + kf pairs; twice that leaves slack for
   -- the pairs between their two requests and for the listing's own requests.
   pair.prepare(ctx)
-  local limit = 2 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor)
-  local lerr = kfstream.run(ctx, policy, ctx.index, WORK[policy.direction], limit)
-  if lerr then
-    local msg = "listing Keyfactor certificates failed: " .. lerr
+  local in_flight = 2 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor)
+  ctx.stage = "the Keyfactor listing"
+  local lerr = kfstream.run(ctx, policy, ctx.index, WORK[policy.direction], in_flight)
+  if signals.received() then return interrupted(ctx) end
+  local broken = ctx.keyfactor.rest.broken or ctx.sectigo.rest.broken
+  if lerr or broken then
+    -- The breaker's own line says what happened; a broken page says which page.
+    local msg = broken and ("stopped: " .. broken) or ("listing Keyfactor certificates failed: " .. lerr)
     if writes(ctx) == 0 then fatal("%s", msg) end
     ctx.report:listing_failed(msg)
   end

@@ -18,6 +18,11 @@ function M.new(direction)
 end
 
 function Report:fail(serial, reason)
+  -- A certificate whose request was refused after a stop signal did not fail: it was not done.
+  if type(reason) == "string" and reason:find("interrupted: not sent", 1, true) then
+    self.not_done = (self.not_done or 0) + 1
+    return
+  end
   self.failed[#self.failed + 1] = { serial = serial, reason = reason }
   log.error("sync", "certificate %s failed: %s", tostring(serial), reason)
 end
@@ -72,7 +77,14 @@ function Report:listing_failed(msg)
   log.error("sync", "%s", msg)
 end
 
+-- interrupt(name, number[, note]): the run stopped on a signal; exit 128 + number.
+function Report:interrupt(name, num, note)
+  self.interrupted = { name = name, num = num, note = note }
+end
+
 function Report:exit_code()
+  if self.interrupted then return 128 + self.interrupted.num end
+  if self.limit and self.limit:tripped() then return 4 end
   if #self.failed > 0 or #self.field_failures > 0 or self.listing_failure then return 2 end
   if self.conflicts > 0 then return 3 end
   return 0
@@ -114,6 +126,18 @@ function Report:lines()
   if self.listing_failure then
     add("  INCOMPLETE: %s; certificates after it were not considered", self.listing_failure)
   end
+  local lim = self.limit
+  if lim and lim:tripped() then
+    add("  CHANGE LIMIT: at most %s may be written; %s %d, %d more %s (%d in all, %d of them overwrite a value)",
+      lim:describe(), self.dry_run and "a run would write" or "written", lim.taken, lim.over,
+      self.dry_run and "would be held back" or "were not written", lim.taken + lim.over, lim.nonempty)
+  elseif lim then
+    add("  change limit:            %d of at most %s%s", lim.taken, lim:describe(), self.dry_run and " (not reached)" or "")
+  end
+  if self.interrupted then
+    add("  INTERRUPTED by %s: no new work was started after it%s; %d certificate(s) in flight were left undone",
+      self.interrupted.name, self.interrupted.note and ("; " .. self.interrupted.note) or "", self.not_done or 0)
+  end
   add("  duration:                %.1f s", task.now() - self.started)
   if self.run_id then
     add("  run id:                  %s%s", self.run_id, self.dry_run and "" or string.format(" (metasync report %s)", self.run_id))
@@ -125,9 +149,12 @@ end
 function Report:finish()
   local lines = self:lines()
   for _, l in ipairs(lines) do log.info("summary", "%s", l) end
-  io.stdout:write(table.concat(lines, "\n"), "\n")
+  io.stdout:write(log.redact(table.concat(lines, "\n")), "\n")
   io.stdout:flush()
-  return self:exit_code()
+  local rc = self:exit_code()
+  log.info("main", "[END] metasync %s, run %s: exit %d%s", self.direction, tostring(self.run_id), rc,
+    self.interrupted and (", interrupted by " .. self.interrupted.name) or "")
+  return rc
 end
 
 return M

@@ -1,16 +1,29 @@
--- JSON over HTTP on metasync.http, with the retry policy the engine leaves to Lua: transport
--- errors and 429/502/503/504 are retried with jittered exponential backoff, honouring
--- Retry-After (seconds or an HTTP-date); only idempotent methods retry unless asked.
+-- JSON over HTTP on metasync.http, with the retry policy the engine leaves to Lua. Transient
+-- failures are retried with jittered exponential backoff, honouring Retry-After (seconds or an
+-- HTTP-date): the retry statuses (429, 500, 502, 503, 504 unless configured), transport errors
+-- (connect, reset, timeout, a body cut short), a 2xx whose JSON does not parse, and a vendor
+-- "internal error" body (Sectigo's code -2, whatever the status). Only idempotent methods
+-- retry unless asked. Each API has a circuit breaker and aggregated retry logging
+-- (metasync.breaker), shared by every client of that API.
 -- Errors read "<API> <METHOD> <path> -> HTTP <status>: <the vendor's own text>".
 local http = require("metasync.http")
 local json = require("metasync.json")
 local task = require("metasync.task")
 local log = require("metasync.log")
+local breaker = require("metasync.breaker")
 
 local M = {}
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
-local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
+M.RETRY_STATUSES = { 429, 500, 502, 503, 504 }
+-- Sectigo's {"code":-2,"description":"Internal error. Please contact Support for details."} is
+-- its common transient failure; it comes with 4xx as well as 5xx statuses.
+M.RETRY_CODES = { -2 }
+M.DEFAULTS = { retries = 8, backoff_base = 1, backoff_cap = 30, max_retry_after = 120,
+  breaker_errors = 20, log_interval = 60 }
+
+-- What a failed transfer is called in the retry summary, by metasync.http's kind.
+local KIND = { connect = "connection failed", timeout = "timeout", tls = "TLS error", reset = "connection reset" }
 
 function M.urlencode(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
@@ -94,27 +107,61 @@ function M.error_text(body)
 end
 
 local Client = {}
-Client.__index = Client
-
--- new{name, base, headers, auth=function(force) -> headers|nil, err, timeout, connect_timeout,
---     cafile, proxy, insecure, retries, backoff_base, backoff_cap, logger}
-function M.new(o)
-  local c = setmetatable({}, Client)
-  for k, v in pairs(o) do c[k] = v end
-  c.base = assert(o.base, "base URL required"):gsub("/+$", "")
-  c.retries = o.retries or 4
-  c.backoff_base = o.backoff_base or 0.5
-  c.backoff_cap = o.backoff_cap or 30
-  c.max_retry_after = o.max_retry_after or 120
-  c.logger = o.logger or "rest"
-  c.stats = { requests = 0, retries = 0, writes = 0 }
-  return c
+-- client.broken: nil while the API's breaker is closed, else its one-line message
+-- ("Keyfactor is failing: 20 consecutive errors, last: ..."), whichever client opened it.
+Client.__index = function(c, k)
+  if k == "broken" then return rawget(c, "health").broken end
+  return Client[k]
 end
 
--- request(method, path, opts) -> resp (with resp.json when the body is JSON), or nil, message, resp
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list or {}) do s[v] = true end
+  return s
+end
+
+-- new{name, base, headers, auth=function(force) -> headers|nil, err, timeout, connect_timeout,
+--     cafile, proxy, insecure, retries (6), backoff_base (1 s), backoff_cap (30 s),
+--     max_retry_after (120 s), retry_statuses ({429,500,502,503,504}), retry_codes ({-2}:
+--     vendor error codes that mean "try again"), logger,
+--     health (a metasync.breaker shared by the API's clients; made here when absent, from
+--     breaker_errors (20; 0 = no breaker), log_interval (60 s between retry WARN lines),
+--     log_timer (false: no timer task for the retry summary), concurrency (none: no gate))}
+function M.new(o)
+  local c = {}
+  for k, v in pairs(o) do c[k] = v end
+  c.base = assert(o.base, "base URL required"):gsub("/+$", "")
+  local d = M.DEFAULTS
+  c.retries = o.retries or d.retries
+  c.backoff_base = o.backoff_base or d.backoff_base
+  c.backoff_cap = o.backoff_cap or d.backoff_cap
+  c.max_retry_after = o.max_retry_after or d.max_retry_after
+  c.retry_status = set_of(o.retry_statuses or M.RETRY_STATUSES)
+  c.retry_code = set_of(o.retry_codes or M.RETRY_CODES)
+  c.logger = o.logger or "rest"
+  c.health = o.health or breaker.new { name = o.name, logger = c.logger,
+    threshold = o.breaker_errors or d.breaker_errors, interval = o.log_interval or d.log_interval,
+    timer = o.log_timer, concurrency = o.concurrency }
+  c.stats = { requests = 0, retries = 0, writes = 0 }
+  return setmetatable(c, Client)
+end
+
+-- A vendor error body that means "try again": Sectigo's {"code": -2, "description": ...}.
+local function vendor_code(self, body)
+  if type(body) ~= "string" or body:sub(1, 1) ~= "{" or #body > 4096 then return nil end
+  local doc = json.decode(body)
+  if type(doc) == "table" and math.type(doc.code) == "integer" and doc.description ~= nil and self.retry_code[doc.code] then
+    return doc.code
+  end
+end
+
+-- request(method, path, opts) -> resp (with resp.json when the body is JSON), or nil, message,
+-- resp (the last answer, if any), transient (true when the last attempt failed in a way a
+-- retry could cure: a retry status, a transport error, a garbled body).
 -- opts: query, body (a table is JSON-encoded), form (table, url-encoded), headers, retry
 -- (force retry on/off), ok (set of accepted statuses; default 2xx), decode (options for
 -- json.decode, e.g. {select = {...}} to keep only some keys of each listed item).
+-- Once the API's breaker is open every request fails at once with its message, sending nothing.
 function Client:request(method, path, opts)
   opts = opts or {}
   local url = self.base .. path
@@ -133,46 +180,66 @@ function Client:request(method, path, opts)
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
   local may_retry = opts.retry
   if may_retry == nil then may_retry = IDEMPOTENT[method] or false end
+  local health = self.health
   local attempt, reauth = 0, false
   while true do
+    if health.broken then return nil, health.broken, nil, true end
     attempt = attempt + 1
     if self.auth then
       local ah, aerr = self.auth(reauth)
       if not ah then return nil, string.format("%s %s %s -> %s", self.name, method, path, aerr) end
       for k, v in pairs(ah) do headers[k] = v end
     end
+    -- Requests beyond the API's concurrency wait here, where the breaker can still stop them
+    -- (the host limit in C would send whatever it holds once a slot frees).
+    local gate = health.gate
+    if gate then
+      gate:acquire()
+      if health.broken then
+        gate:release()
+        return nil, health.broken, nil, true
+      end
+    end
     local t0 = task.now()
     self.stats.requests = self.stats.requests + 1
     if method ~= "GET" and method ~= "HEAD" then self.stats.writes = self.stats.writes + 1 end
-    local resp, terr = http.request {
+    local sent, resp, terr, kind = pcall(http.request, {
       method = method, url = url, headers = headers, body = body,
       timeout = self.timeout, connect_timeout = self.connect_timeout,
       cafile = self.cafile, proxy = self.proxy, insecure = self.insecure,
-    }
+    })
+    if gate then gate:release() end
+    if not sent then error(resp, 0) end
     local ms = (task.now() - t0) * 1000
-    local delay, why
+    -- On a transient failure: reason (counted in the retry summary), text (the error), delay.
+    local reason, text, delay
     if not resp then
       log.debug(self.logger, "%s %s -> %s (%.0f ms)", method, path, terr, ms)
-      why = "transport error: " .. tostring(terr)
-      if attempt > self.retries or not may_retry then
-        return nil, string.format("%s %s %s -> %s", self.name, method, path, why)
+      if kind == "too_big" or kind == "interrupted" then
+        -- An answer over a size limit (a header line past libcurl's, a body past max_body)
+        -- will be as big next time, and a run told to stop sends nothing more: an error at
+        -- once, and no sign of a failing API either.
+        return nil, string.format("%s %s %s -> %s", self.name, method, path, tostring(terr))
       end
-      delay = M.backoff(attempt, self.backoff_base, self.backoff_cap)
+      reason = KIND[kind] or "transport error"
+      text = "transport error: " .. tostring(terr)
     else
       log.debug(self.logger, "%s %s -> HTTP %d (%.0f ms)", method, path, resp.status, ms)
+      local code = resp.status >= 400 and vendor_code(self, resp.body)
       if resp.status == 401 and self.auth and not reauth and self.reauth_on_401 then
         reauth = true -- a cached token may have been revoked: fetch a new one once
         attempt = attempt - 1
-      elseif RETRY_STATUS[resp.status] and may_retry and attempt <= self.retries then
+      elseif self.retry_status[resp.status] or code then
+        reason = code and string.format("HTTP %d (%d)", resp.status, code) or ("HTTP " .. resp.status)
+        text = string.format("HTTP %d: %s", resp.status, M.error_text(resp.body))
         delay = M.retry_after(resp.headers and resp.headers["retry-after"])
-        if delay then delay = math.min(delay, self.max_retry_after)
-        else delay = M.backoff(attempt, self.backoff_base, self.backoff_cap) end
-        why = "HTTP " .. resp.status
+        if delay then delay = math.min(delay, self.max_retry_after) end
       else
         local ok = opts.ok and opts.ok[resp.status] or (not opts.ok and resp.status >= 200 and resp.status < 300)
         if not ok then
+          health:success()
           return nil, string.format("%s %s %s -> HTTP %d: %s", self.name, method, path, resp.status,
-            M.error_text(resp.body)), resp
+            M.error_text(resp.body)), resp, false
         end
         local doc, jerr
         if resp.body and resp.body ~= "" then
@@ -183,30 +250,36 @@ function Client:request(method, path, opts)
           end
         end
         if not jerr then
+          health:success()
           resp.json = doc
           return resp
         end
         -- A body cut short or garbled on the way (proxy, reset) is as transient as a 503.
-        if not (may_retry and attempt <= self.retries) then
-          return nil, string.format("%s %s %s -> HTTP %d: malformed JSON: %s", self.name, method, path,
-            resp.status, jerr), resp
-        end
-        why = "malformed JSON body: " .. jerr
-        delay = M.backoff(attempt, self.backoff_base, self.backoff_cap)
+        reason = "malformed JSON"
+        text = string.format("HTTP %d: malformed JSON: %s", resp.status, jerr)
       end
     end
-    if delay then
+    if reason then
+      local what = string.format("%s %s -> %s", method, path, text)
+      health:failure(what)
+      if not may_retry or attempt > self.retries then
+        return nil, string.format("%s %s", self.name, what), resp, true
+      end
+      if health.broken then return nil, health.broken, resp, true end
+      delay = delay or M.backoff(attempt, self.backoff_base, self.backoff_cap)
       self.stats.retries = self.stats.retries + 1
-      log.warn(self.logger, "%s %s: %s, retry %d/%d in %.1f s", method, path, why, attempt, self.retries, delay)
+      log.debug(self.logger, "%s, retry %d/%d in %.1f s", what, attempt, self.retries, delay)
+      health:retry(reason, what)
       task.sleep(delay)
     end
   end
 end
 
--- json_request(...) -> decoded body (json.null for an empty one), or nil, message
+-- json(...) -> decoded body (json.null for an empty one), nil, resp; or nil, message, resp,
+-- transient (as request)
 function Client:json(method, path, opts)
-  local resp, err = self:request(method, path, opts)
-  if not resp then return nil, err end
+  local resp, err, raw, transient = self:request(method, path, opts)
+  if not resp then return nil, err, raw, transient end
   if resp.json == nil then return json.null, nil, resp end
   return resp.json, nil, resp
 end

@@ -3,9 +3,11 @@
 -- report (sectigoBulkReads) an entry also carries the mapped values (metasync.bulk). Nothing
 -- else of a listing is kept, so the index costs a few hundred bytes per certificate at most.
 local log = require("metasync.log")
+local json = require("metasync.json")
 local serial = require("metasync.serial")
 local bulk = require("metasync.bulk")
 local fields = require("metasync.fields")
+local sectigo_id = require("metasync.sectigo").id
 
 local M = {}
 local Index = {}
@@ -31,17 +33,31 @@ local function add(ix, key, value)
   ix.size = ix.size + 1
 end
 
+-- broken(ctx, ix, key, label, reason): a Sectigo record that names a certificate but cannot be
+-- used (sslId "abc", serialNumber 12.5, customFields a string) fails that certificate, once,
+-- here (the run goes on, and ends with exit 2); its Keyfactor counterpart, when listed, is
+-- then counted as matched, neither unmatched nor failed a second time (see kfstream).
+local function broken(ctx, ix, key, label, reason)
+  ix.bad = ix.bad + 1
+  if key then ix.broken[key] = true end
+  ctx.report:fail(label, reason)
+end
+
 local function from_listing(ctx, ix, filters)
   for _, filter in ipairs(filters) do
     local ok, err = pcall(function()
       for c in ctx.sectigo:certificates(filter) do
-        local key = serial.normalise(c.serialNumber)
-        local id = math.tointeger(c.sslId or c.id)
-        if not key then
-          ix.skipped = ix.skipped + 1
-        elseif not id or id < 1 then
-          ix.bad = ix.bad + 1
-          log.warn("sync", "Sectigo certificate with serial %s has no usable sslId (%s); skipped", key, tostring(c.sslId))
+        local raw = c.sslId
+        if (raw == nil or raw == json.null) and c.id ~= nil then raw = c.id end
+        local id = sectigo_id(raw)
+        local key, problem = serial.parse(c.serialNumber)
+        if problem then
+          broken(ctx, ix, nil, id and ("Sectigo sslId " .. id) or "Sectigo list item",
+            "Sectigo list: serialNumber is " .. problem)
+        elseif not key then
+          ix.skipped = ix.skipped + 1 -- not issued yet: nothing to match on
+        elseif not id then
+          broken(ctx, ix, key, key, "Sectigo list: sslId is " .. fields.describe(raw) .. ", not a certificate id")
         else
           add(ix, key, id)
         end
@@ -78,14 +94,19 @@ end
 -- build(ctx, policy) -> index. A failed listing (or an unusable report under
 -- sectigoBulkReads "on") is fatal: this is still before the first write.
 function M.build(ctx, policy)
-  local ix = setmetatable({ map = {}, size = 0, skipped = 0, dups = 0, bad = 0, bulk = false }, Index)
+  local ix = setmetatable({ map = {}, size = 0, skipped = 0, dups = 0, bad = 0, bulk = false, broken = {} }, Index)
   local filters = policy.sectigo_filters(ctx)
   local mode = ctx.cfg.sectigoBulkReads or "off"
   if mode ~= "off" then
     local slots, missing = bulk_slots(ctx)
     ix.slots = slots
-    local ok, err, unavailable = bulk.build(ctx, filters, slots, function(key, e) add(ix, key, e) end)
+    -- Malformed rows are held until the report is known to be usable: after a fallback to
+    -- the listing, the listing reports them.
+    local bad_rows = {}
+    local ok, err, unavailable = bulk.build(ctx, filters, slots, function(key, e) add(ix, key, e) end,
+      function(key, label, reason) bad_rows[#bad_rows + 1] = { key, label, reason } end)
     if ok then
+      for _, b in ipairs(bad_rows) do broken(ctx, ix, b[1], b[2], b[3]) end
       ix.bulk, ix.need_details = true, #missing > 0
       if ix.need_details then
         log.info("sync", "bulk reads: details path(s) %s are not in report rows; details are fetched for each matched certificate",
@@ -104,8 +125,8 @@ function M.build(ctx, policy)
   -- 100k: 126 -> 98 MB peak for about 10% more CPU; packing the entries into strings saved as
   -- much memory but cost twice the CPU).
   if ix.bulk then collectgarbage("incremental", 150, 200) end
-  log.info("sync", "Sectigo index: %d certificates by serial (%d without a serial)%s", ix.size, ix.skipped,
-    ix.bulk and ", from the bulk report" or "")
+  log.info("sync", "Sectigo index: %d certificates by serial (%d without a serial%s)%s", ix.size, ix.skipped,
+    ix.bad > 0 and string.format(", %d malformed", ix.bad) or "", ix.bulk and ", from the bulk report" or "")
   return ix
 end
 

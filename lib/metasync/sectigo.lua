@@ -4,7 +4,9 @@
 local rest = require("metasync.rest")
 local oauth = require("metasync.oauth")
 local json = require("metasync.json")
+local log = require("metasync.log")
 local pager = require("metasync.pager")
+local fields = require("metasync.fields")
 
 local M = {}
 local Client = {}
@@ -29,15 +31,27 @@ function M.new(o)
   return c
 end
 
--- custom_fields() -> list of {id, name, state, certType, input={type, options}, mandatories}
+-- custom_fields() -> list of {id, name, state, certType, input={type, options}, mandatories}.
+-- An answer that is not a list (an object such as {"customFields": []}) fails: read as "no
+-- fields", it would quietly sync nothing. A definition that cannot be read is left out with a
+-- WARN naming it (metasync.fields check_sectigo_def), and the others are used.
 function Client:custom_fields()
   local doc, err = self.rest:json("GET", "/api/customField/v2", { query = { certType = "SSL" } })
   if not doc then return nil, err end
-  if type(doc) ~= "table" then return nil, "Sectigo GET /api/customField/v2: expected a list" end
+  if type(doc) ~= "table" or not json.is_array(doc) then
+    return nil, "Sectigo GET /api/customField/v2: expected a list of custom fields, got " .. fields.describe(doc)
+  end
   local out = {}
-  for _, f in ipairs(doc) do
+  for i, f in ipairs(doc) do
+    local problem = fields.check_sectigo_def(f)
     -- The filter is not trusted: sources spell certType both "SSL" and "ssl".
-    if type(f) == "table" and (f.certType == nil or tostring(f.certType):upper() == "SSL") then
+    local ssl = type(f) ~= "table" or f.certType == nil or f.certType == json.null or tostring(f.certType):upper() == "SSL"
+    if problem and ssl then
+      local id = type(f) == "table" and f.id or nil
+      log.warn("sectigo", "Sectigo custom field definition #%d%s%s is unusable: %s; ignored", i,
+        (id ~= nil and id ~= json.null) and (" (id " .. tostring(id) .. ")") or "",
+        type(f) == "table" and type(f.name) == "string" and (" '" .. f.name .. "'") or "", problem)
+    elseif ssl then
       out[#out + 1] = f
     end
   end
@@ -54,10 +68,19 @@ function Client:page(filter, position, size)
   for _, kv in ipairs(filter) do q[#q + 1] = kv end
   local resp, err = self.rest:request("GET", "/api/ssl/v1", { query = q })
   if not resp then return nil, err end
-  if type(resp.json) ~= "table" then
-    return nil, "Sectigo GET /api/ssl/v1: expected a list of certificates"
+  -- An object ({"Certificates": []}) is not an empty page: it fails the listing.
+  if type(resp.json) ~= "table" or not json.is_array(resp.json) then
+    return nil, "Sectigo GET /api/ssl/v1: expected a list of certificates, got " .. fields.describe(resp.json)
   end
-  return resp.json, tonumber(resp.headers and resp.headers["x-total-count"])
+  -- The header's text as it came: the pager decides whether the total can be believed.
+  return resp.json, resp.headers and resp.headers["x-total-count"]
+end
+
+-- M.id(v) -> a certificate id (a positive integer; a numeric string is accepted), or nil.
+function M.id(v)
+  if type(v) == "string" and v:match("^%s*%d+%s*$") then v = tonumber(v) end
+  local n = math.type(v) and math.tointeger(v)
+  if n and n >= 1 then return n end
 end
 
 -- certificates{status=, ssl_type_id=, page_size=} -> iterator over every certificate
@@ -72,7 +95,18 @@ function Client:certificates(o)
   if o.ssl_type_id then filter[#filter + 1] = { "sslTypeId", o.ssl_type_id } end
   return pager.stream { size = size, window = self.concurrency, what = "Sectigo certificates",
     fetch = function(k) return self:page(filter, (k - 1) * size, size) end,
-    key = function(c) return type(c) == "table" and (c.sslId or c.id) or false end }
+    -- Only a usable id de-duplicates: items with none (null, "abc") are all handed on, for
+    -- the index to report each one.
+    key = function(c)
+      if type(c) ~= "table" then return false end
+      local id = c.sslId
+      if id == nil then id = c.id end
+      return M.id(id)
+    end,
+    dropped = function(item, k)
+      log.warn("sectigo", "Sectigo certificates: page %d: an item that is %s, not a certificate, was skipped",
+        k, fields.describe(item))
+    end }
 end
 
 -- list(o) -> every certificate as a list (the run's serial index needs them all), or nil, message
@@ -80,10 +114,16 @@ function Client:list(o)
   return pager.collect(self:certificates(o))
 end
 
+-- details(ssl_id) -> the certificate's details, or nil, message. A document of the wrong shape
+-- (not an object, customFields not a list of {name, value}) fails that certificate only.
 function Client:details(ssl_id)
   local doc, err = self.rest:json("GET", "/api/ssl/v1/" .. math.tointeger(ssl_id))
   if not doc then return nil, err and (err .. string.format(" (sslId %d)", ssl_id)) end
-  if type(doc) ~= "table" then return nil, string.format("Sectigo GET /api/ssl/v1/%d: expected an object", ssl_id) end
+  if type(doc) ~= "table" or json.is_array(doc) then
+    return nil, string.format("Sectigo GET /api/ssl/v1/%d: expected an object, got %s", ssl_id, fields.describe(doc))
+  end
+  local problem = fields.check_custom_fields(doc.customFields)
+  if problem then return nil, string.format("Sectigo GET /api/ssl/v1/%d: %s", ssl_id, problem) end
   return doc
 end
 

@@ -1,19 +1,20 @@
 -- Serial numbers are the join key between Sectigo and Keyfactor. The two sides print them
 -- differently (colon-separated bytes, plain hex, leading zeros, lower or upper case), so both
 -- are reduced to one canonical form before any comparison.
+local json = require("metasync.json")
+local fields = require("metasync.fields")
+
 local M = {}
 
 -- normalise(s) -> canonical uppercase hex without separators or leading zeros, or nil when
--- there is nothing to match on (nil, empty, all separators). A serial of only zeros becomes "0".
+-- there is nothing to match on (nil, empty, all separators) or s is not a string. A serial of
+-- only zeros becomes "0".
+-- Both APIs send serials as strings. A number is a record broken on the way, and no reading of
+-- it is safe: 1.5e3 and 1500 decode alike, and "1500" (hex digits) and 1500 (a value, 5DC)
+-- would name different certificates, so a guess could write onto the wrong one.
 local find, byte = string.find, string.byte
 
 function M.normalise(s)
-  if s == nil then return nil end
-  if type(s) == "number" then
-    -- A serial that is not an integer (1.5, 1e300) is no serial at all.
-    if math.type(s) ~= "integer" then return nil end
-    s = string.format("%X", s)
-  end
   if type(s) ~= "string" then return nil end
   -- The common case, already canonical: one scan, no new string (called for every
   -- certificate on both sides).
@@ -23,6 +24,15 @@ function M.normalise(s)
   local stripped = t:gsub("^0+", "")
   if stripped == "" then return "0" end
   return stripped
+end
+
+-- parse(v) -> key | nil, problem. Without a problem there is no serial at all (missing, null,
+-- empty or only separators): what a certificate not yet issued shows, not an error. A problem
+-- ("a number (12.5), not a serial number") is a malformed record, which the caller reports.
+function M.parse(v)
+  local key = M.normalise(v)
+  if key or v == nil or type(v) == "string" or v == json.null then return key end
+  return nil, fields.describe(v) .. ", not a serial number"
 end
 
 -- index(list, key_of) -> table keyed by normalised serial. Entries without a usable serial are

@@ -5,8 +5,10 @@ local log = require("metasync.log")
 local http = require("metasync.http")
 local sectigo = require("metasync.sectigo")
 local keyfactor = require("metasync.keyfactor")
+local breaker = require("metasync.breaker")
 local report = require("metasync.report")
 local state = require("metasync.state")
+local lock = require("metasync.lock")
 
 local M = {}
 
@@ -25,19 +27,45 @@ end
 
 local function host_of(url) return url:match("^https?://([^/]+)") end
 
+-- register_secrets(cfg): every secret the configuration holds is masked by value in every
+-- output (log sinks, the summary, the REPL, error lines), whatever words surround it.
+function M.register_secrets(cfg)
+  local so, ko = cfg.sectigoOAuth, cfg.keyfactorOAuth
+  log.add_secret(cfg.sectigoPassword)
+  log.add_secret(cfg.keyfactorPassword)
+  log.add_secret(so and so.clientSecret)
+  log.add_secret(ko and ko.clientSecret)
+  if cfg.keyfactorPassword then
+    log.add_secret("Basic " .. keyfactor.base64((cfg.keyfactorLogin or "") .. ":" .. cfg.keyfactorPassword))
+  end
+  local pw = type(cfg.proxy) == "string" and cfg.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]+)@")
+  if pw then log.add_secret(pw) end
+end
+
 -- clients(cfg, opts) -> sectigo client, keyfactor client
 function M.clients(cfg, opts)
+  M.register_secrets(cfg)
   local common = { timeout = cfg.requestTimeoutSeconds, connect_timeout = cfg.connectTimeoutSeconds,
-    cafile = cfg.caFile, proxy = cfg.proxy, insecure = cfg.insecureSkipVerify, retries = cfg.maxRetries }
+    cafile = cfg.caFile, proxy = cfg.proxy, insecure = cfg.insecureSkipVerify, retries = cfg.maxRetries,
+    retry_statuses = cfg.retryStatuses or { 429, 500, 502, 503, 504 } }
   local sn = opts.concurrency or cfg.sectigoConcurrency
   local kn = opts.concurrency or cfg.keyfactorConcurrency
+  -- Each API gets its own health (circuit breaker, retry log, request gate), shared by its
+  -- token client.
+  local function per_api(name, logger, n)
+    local h = {}
+    for k, v in pairs(common) do h[k] = v end
+    h.health = breaker.new { name = name, logger = logger, threshold = cfg.circuitBreakerErrors or 20,
+      seconds = cfg.circuitBreakerSeconds or 30, concurrency = n }
+    return h
+  end
   local so = cfg.sectigoOAuth
   local sc = sectigo.new { base = cfg.sectigo_base, login = cfg.sectigoLogin, password = cfg.sectigoPassword,
-    customer_uri = cfg.sectigoCustomerUri, concurrency = sn, http = common,
+    customer_uri = cfg.sectigoCustomerUri, concurrency = sn, http = per_api("Sectigo", "sectigo", sn),
     oauth = so and so.usable and { token_url = so.tokenUrl, client_id = so.clientId, client_secret = so.clientSecret } or nil }
   local ko = cfg.keyfactorOAuth
   local kf = keyfactor.new { base = cfg.keyfactor_base, login = cfg.keyfactorLogin, password = cfg.keyfactorPassword,
-    concurrency = kn, http = common, requested_with = ko and ko.requestedWith,
+    concurrency = kn, http = per_api("Keyfactor", "keyfactor", kn), requested_with = ko and ko.requestedWith,
     oauth = cfg.UseKeyfactorOAuth and { token_url = ko.tokenUrl, client_id = ko.clientId, client_secret = ko.clientSecret,
       scope = ko.scopesCsv, audience = ko.audience, skew = ko.refreshSkewSeconds } or nil }
   -- The caps live in C so every task shares them, whatever code issues the request.
@@ -59,6 +87,32 @@ local function setup_log(cfg, opts)
     max_size = math.floor(cfg.logMaxSizeMB * 1048576), max_files = cfg.logMaxFiles }
   if not ok then return nil, string.format("%s/config.json: key 'logDirectory': %s", cfg.dir, tostring(err)) end
   return true
+end
+
+-- One run at a time per state store: two runs at once would race their writes and field
+-- creations. A dry run writes nothing and does not take the lock.
+M.EX_LOCKED = 75
+
+local function pid()
+  local f = io.open("/proc/self/stat", "r")
+  local s = f and f:read("l")
+  if f then f:close() end
+  return s and s:match("^(%d+)") or "?"
+end
+
+-- take_lock(cfg, opts, command) -> lock handle | nil, message
+local function take_lock(cfg, opts, command)
+  local path = cfg.state_path .. ".lock"
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir then os.execute("mkdir -p -- '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null") end
+  local info = string.format("pid %s, started %s (metasync %s)", pid(), os.date("!%Y-%m-%dT%H:%M:%SZ"), command)
+  local h, why, text = lock.acquire(path, { wait = opts.wait_lock or 0, info = info })
+  if h then return h end
+  if why == "busy" then
+    return nil, string.format("another run holds %s: %s; it was not disturbed (--wait-lock SECONDS waits for it)",
+      path, text ~= "" and text or "holder unknown")
+  end
+  return nil, string.format("%s/config.json: key 'stateFile': %s", cfg.dir, tostring(text))
 end
 
 -- context(policy, opts) -> ctx, or nil, exit code after printing why. ctx is what every hook
@@ -85,6 +139,24 @@ function M.context(policy, opts)
     date_format = cfg.keyfactorDateFormat, sectigo_date_format = "MM/dd/yyyy", today = os.date("!%Y-%m-%d"),
     report = report.new(policy.direction), log = log }
   ctx.report.dry_run = ctx.dry_run
+  -- The change limit: --max-changes over maxChanges.
+  ctx.max_changes = cfg.max_changes
+  if opts.max_changes then
+    local spec, what = require("metasync.limit").parse(opts.max_changes)
+    if not spec then
+      stderr("--max-changes: %s, not '%s'", what, tostring(opts.max_changes))
+      return nil, 64
+    end
+    ctx.max_changes = spec
+  end
+  if not ctx.dry_run then
+    local h, why = take_lock(cfg, opts, policy.direction)
+    if not h then
+      log.error("main", "%s", why) -- reaches stderr too
+      return nil, why:find("^another run") and M.EX_LOCKED or 1
+    end
+    ctx.lock = h
+  end
   -- A dry run writes nothing, the state store included: it only reads the baseline.
   local st, serr = state.open(cfg.state_path, { readonly = ctx.dry_run })
   if not st then

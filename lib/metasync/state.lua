@@ -185,7 +185,8 @@ function Store:journal(e)
   q[n + 1], q[n + 2], q[n + 3], q[n + 4] = "J", now_iso(), e.direction, e.serial or false
   q[n + 5], q[n + 6] = math.tointeger(e.sectigo_id) or false, math.tointeger(e.keyfactor_id) or false
   q[n + 7], q[n + 8], q[n + 9] = e.field or false, e.old or false, e.new or false
-  q[n + 10], q[n + 11] = e.result or "ok", e.detail or false
+  -- A failure reason may quote a server's answer, which may echo a credential.
+  q[n + 10], q[n + 11] = log.redact(e.result or "ok"), e.detail and log.redact(e.detail) or false
   self.n, self.ops = n + J_SLOTS, self.ops + 1
   self.writes = self.writes + 1
   self:maybe_flush()

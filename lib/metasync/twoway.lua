@@ -155,6 +155,13 @@ local function sync(ctx, policy, p, d, spawn)
     return
   end
   if problem then log.warn("sync", "certificate %s: %s", p.serial, problem) end
+  if ctx.limit then
+    local all = {}
+    for _, c in ipairs(kf_changes) do all[#all + 1] = c end
+    for _, c in ipairs(sc_changes) do all[#all + 1] = c end
+    -- past the change limit: decided, counted, not written
+    if not ctx.limit:take(all) and not ctx.dry_run then return end
+  end
   r.planned = r.planned + 1
   local kid, sid = rawget(p.kf, "Id"), math.tointeger(d.id) or p.ssl_id
   local sides = {

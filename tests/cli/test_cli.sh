@@ -35,6 +35,7 @@ run report a b;              check "report with two runs exits 64" rc 64
 run report --format xml;     check "report --format xml exits 64" rc 64
 mkdir -p "$t/home/config"
 printf '{"Config":{"sectigoLogin":"a","sectigoPassword":"b","sectigoCustomerUri":"c","sectigoAPIUrl":"http://127.0.0.1:9","keyfactorAPIUrl":"http://127.0.0.1:9","keyfactorLogin":"d","keyfactorPassword":"e","importAllCustomFields":true}}' >"$t/home/config/config.json"
+printf '{"ManualFields":[],"CustomFields":[]}' >"$t/home/config/fields.json"
 (cd "$t" && "$ms" report -c "$t/home/config" >"$t/out" 2>"$t/err"; echo $? >"$t/rc")
                              check "report before any run exits 1" rc 1
                              check "report before any run names the state file" has err "no state file at $t/home/config/../state/metasync.db\|no state file at $t/home/state/metasync.db"

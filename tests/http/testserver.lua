@@ -7,6 +7,7 @@
 --   /seq/KEY?codes=503,503,200[&retry_after=S]  the k-th call to KEY answers the k-th code
 --   /echo                              the request as JSON
 --   /big?bytes=N                       N bytes of body (at most 64 MiB)
+--   /bigheader?bytes=N[&count=C]       200 with C (default 1) response headers of N bytes each
 --   /gzip                              "hello, gzip world\n" three times, gzip-encoded (Content-Encoding)
 --   /reset-conn?after=N[&bytes=M]      M bytes announced, connection reset after N
 --   /truncate?after=N[&bytes=M]        M bytes announced, clean close after N
@@ -116,6 +117,17 @@ local GZIPPED = "\31\139\8\0\0\0\0\0\2\3\203\72\205\201\201\215\81\72\175\202\44
   .. "\73\225\202\32\66\4\0\68\20\233\145\54\0\0\0"
 routes["/gzip"] = function()
   return reply(200, GZIPPED, { ["Content-Type"] = "text/plain", ["Content-Encoding"] = "gzip" })
+end
+
+-- Response header lines of N bytes each (X-Big, or X-Big-1 .. X-Big-C), to exceed the client's
+-- header limits (one line, all of them).
+routes["/bigheader"] = function(req)
+  local n = int_arg(req.args, "bytes", 0, MAX_BIG)
+  local count = int_arg(req.args, "count", 1, 64)
+  local headers = {}
+  if count == 1 then headers["X-Big"] = string.rep("h", n) end
+  for i = 1, count > 1 and count or 0 do headers["X-Big-" .. i] = string.rep("h", n) end
+  return reply(200, json.encode({ ok = true }), headers)
 end
 
 routes["/big"] = function(req)

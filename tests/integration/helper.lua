@@ -147,6 +147,7 @@ function H.config_dir(over, fields, banned)
   local d = H.tmpdir() .. "/config"
   assert(os.execute("mkdir -p " .. H.sh_quote(d)))
   H.write(d .. "/config.json", json.encode({ Config = c }, { pretty = true }))
+  os.execute("chmod 600 " .. H.sh_quote(d .. "/config.json")) -- it holds passwords
   H.write(d .. "/fields.json", json.encode(fields or H.fields(), { pretty = true }))
   if banned then H.write(d .. "/bannedcharacters.json", banned) end
   return d

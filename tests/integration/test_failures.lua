@@ -31,8 +31,9 @@ H.eq(rc, 1, "unwritable logDirectory exit code")
 assert(err:find("key 'logDirectory'", 1, true), err)
 H.eq(H.stats().total, 0, "requests made with a bad config")
 
--- a failed Sectigo list page: exit 1, no writes (pages of 2 over 4 issued certificates)
-dir = H.config_dir()
+-- a failed Sectigo list page: exit 1, no writes (pages of 2 over 4 issued certificates); a 500
+-- is retried by default, so retries are off here to see the failure itself
+dir = H.config_dir({ maxRetries = 0 })
 H.faults { scripts = { { endpoint = "sectigo.list", method = "GET",
   responses = { { pass = true }, { status = 500, body = '{"code":-1,"description":"Unknown error."}' } } } } }
 H.clear_stats()

@@ -75,6 +75,14 @@ H.eq(kw, 1, "Keyfactor writes after a Sectigo edit")
 H.eq(sw, 0, "Sectigo writes after a Sectigo edit")
 
 -- 4. revert last: puts CostCenter of certificate 2 back; an edit after the run is left alone.
+-- First as a dry run: it says what it would write, and writes nothing.
+H.clear_stats()
+rc, out = H.run(dir, "revert last --dry-run")
+H.eq(rc, 0, "revert --dry-run: " .. out)
+assert(out:find("would revert Keyfactor id 2", 1, true), out)
+kw, sw = counts()
+H.eq(kw + sw, 0, "revert --dry-run writes nothing")
+H.eq(kf(2, "CostCenter"), "CC-2b", "still the run's value")
 rc, out = H.run(dir, "revert last")
 H.eq(rc, 0, "revert last: " .. out)
 H.eq(kf(2, "CostCenter"), "CC-2", "revert restored the old Keyfactor value")
@@ -124,13 +132,31 @@ assert(found, "the conflict is in the report:\n" .. csvtext)
 -- The dry run shows it too, and writes nothing: the state file included.
 local h = assert(db.open(statefile, { readonly = true }))
 local before = h:row("SELECT count(*) AS n FROM journal").n
+local bsum = h:row("SELECT count(*) AS n, group_concat(serial || field || value || run) AS s FROM baseline")
 h:close()
 rc, out = H.run(dir, "sync", "--dry-run")
 H.eq(rc, 3, "dry run with a conflict")
 assert(out:find("CostCenter: Sectigo 'CC%-SC'"), out)
 h = assert(db.open(statefile, { readonly = true }))
 H.eq(h:row("SELECT count(*) AS n FROM journal").n, before, "a dry run adds nothing to the journal")
+local bsum2 = h:row("SELECT count(*) AS n, group_concat(serial || field || value || run) AS s FROM baseline")
+H.eq(bsum2.s, bsum.s, "a dry run leaves the baseline as it was")
 h:close()
+
+-- 5b. A site script overrides the stock sync policy's resolve hook, found in
+--     <config dir>/scripts/ as for the other two commands: Sectigo wins CostCenter.
+os.execute("mkdir -p " .. H.sh_quote(dir .. "/scripts"))
+H.write(dir .. "/scripts/sync.lua", [[
+local policy = require("metasync.stock").load("sync")
+function policy.resolve(conflict, ctx)
+  if conflict.field == "CostCenter" then return "sectigo" end
+end
+return policy:run()
+]])
+rc, out = H.run(dir, "sync --dry-run")
+H.eq(rc, 0, "the site's resolve settles the conflict: " .. out)
+assert(out:find("CostCenter: 'CC%-KF' %-> 'CC%-SC'"), out)
+os.remove(dir .. "/scripts/sync.lua")
 
 -- 6. conflictPolicy keyfactor: Keyfactor's value ends up on both sides.
 local function set_config(over)

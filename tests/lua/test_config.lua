@@ -1,9 +1,14 @@
 local config = require("metasync.config")
 
+-- every directory made here is removed when the Lua state closes (also after a failure)
+local made = setmetatable({}, { __gc = function(t)
+  for _, p in ipairs(t) do os.execute("rm -rf '" .. p .. "'") end
+end })
 local function tmpdir()
   local p = os.tmpname()
   os.remove(p)
   assert(os.execute("mkdir -p '" .. p .. "'"))
+  made[#made + 1] = p
   return p
 end
 local function write(dir, name, text)
@@ -27,6 +32,8 @@ local FIELDS = [[{"_comments": {"x": "y"},
 local function setup(extra, kfname, dt)
   local d = tmpdir()
   write(d, "config.json", BASE:format(extra or ""))
+  -- it holds passwords: readable by others it would be a warning (test_config_hostile.lua)
+  assert(os.execute("chmod 600 '" .. d .. "/config.json'"))
   write(d, "fields.json", FIELDS:format(kfname or '"CostCenter"', dt or "1"))
   return d
 end
@@ -40,7 +47,7 @@ assert(cfg.sectigoPageSize == 50 and cfg.keyfactorPageSize == 100)
 assert(cfg.keyfactorDateFormat == "M/d/yyyy h:mm:ss tt" and cfg.issuerDNLookupTerm == "Sectigo")
 assert(cfg.sectigo_base == "https://cert-manager.com", cfg.sectigo_base)
 assert(cfg.keyfactor_base == "https://kf.local/KeyfactorAPI")
-assert(cfg.sectigoConcurrency == 16 and cfg.maxRetries == 4 and cfg.logDirectory == "logs")
+assert(cfg.sectigoConcurrency == 16 and cfg.maxRetries == 8 and cfg.logDirectory == "logs")
 assert(cfg.UseKeyfactorOAuth == false)
 assert(cfg.fields.manual[1].keyfactor == "SectigoID" and cfg.fields.manual[1].datatype == 2)
 assert(cfg.fields.custom[1].options[2] == "b")

@@ -34,4 +34,41 @@ assert(d.unchanged == 1)
 assert(fields.metadata({ Metadata = { CostCenter = "x" } }, "costcenter") == "x")
 assert(fields.metadata({}, "x") == nil)
 assert(fields.custom_value({ customFields = { { name = "Cost Center", value = "1" } } }, "cost center") == "1")
+-- malformed records are described, not guessed at
+local D = fields.describe
+assert(D(nil) == "missing" and D(json.null) == "null" and D(12.5) == "a number (12.5)" and D(true) == "a boolean (true)")
+assert(D("abc") == 'a string ("abc")' and D(json.decode("{}")) == "an object" and D(json.decode("[]")) == "a list")
+assert(D('a"b\n') == 'a string ("a?b?")', D('a"b\n'))
+-- Sectigo custom field definitions: a usable one passes, each kind of breakage is named
+local check = fields.check_sectigo_def
+assert(check(json.decode('{"id":1,"name":"Cost Center","state":"ACTIVE","input":{"type":"TEXT_OPTION","options":["a"]}}')) == nil)
+assert(check(json.decode('{"name":"N","input":null}')) == nil and check({ name = "N" }) == nil)
+local bad = {
+  { '{"id":1,"name":null}', "name is null" }, { '{"id":1,"name":42}', "name is a number (42)" },
+  { '{"id":1}', "name is missing" }, { '{"name":"  "}', 'name is a string ("  ")' },
+  { '{"name":"N","input":"TEXT"}', 'input is a string ("TEXT"), not an object' },
+  { '{"name":"N","input":[1]}', "input is a list, not an object" },
+  { '{"name":"N","input":{"type":5}}', "input.type is a number (5)" },
+  { '{"name":"N","input":{"type":"TEXT_OPTION","options":{"a":1}}}', "input.options is an object, not a list" },
+  { '{"name":"N","state":{}}', "state is an object" },
+  { '"junk"', 'it is a string ("junk"), not an object' }, { "[]", "it is a list, not an object" },
+}
+for _, c in ipairs(bad) do
+  local got = check(json.decode(c[1]))
+  assert(got == c[2], c[1] .. ": " .. tostring(got))
+end
+-- a details document's customFields
+local cfc = fields.check_custom_fields
+assert(cfc(nil) == nil and cfc(json.null) == nil and cfc(json.decode("[]")) == nil and cfc(json.decode("{}")) == nil)
+assert(cfc(json.decode('[{"name":"A","value":1},{"name":"B"}]')) == nil)
+assert(cfc("oops") == 'customFields is a string ("oops"), not a list')
+assert(cfc(json.decode('{"name":"A"}')) == "customFields is an object, not a list")
+assert(cfc(json.decode('[{"name":"A"},5]')) == "customFields[2] is a number (5), not an object")
+assert(cfc(json.decode('[["A"]]')) == "customFields[1] is a list, not an object")
+assert(cfc(json.decode('[{"name":null,"value":"x"}]')) == "customFields[1]: name is null")
+-- a Keyfactor definition without a usable Name matches nothing (and is logged): the wanted
+-- field is created, nothing is updated
+require("metasync.log").set_level("fatal")
+d = fields.diff({ { keyfactor = "A", datatype = 1 } }, { { Id = 9, Name = json.null, DataType = 1 }, "junk", { Id = 3, Name = 42 } })
+assert(#d.create == 1 and d.create[1].Name == "A" and #d.update == 0)
 print("ok")

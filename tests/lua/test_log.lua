@@ -147,6 +147,39 @@ end
 assert(log.redact("PASSWORD=x y") == "PASSWORD=*** y")
 assert(log.redact("nothing here") == "nothing here")
 
+-- redaction by value: a registered secret is masked wherever it appears, whatever surrounds it
+local before = #lines(file)
+assert(log.redact("login failed for password V4lue-Only") == "login failed for password V4lue-Only",
+  "without registration free text keeps the secret (what add_secret is for)")
+assert(log.add_secret("V4lue-Only") == true)
+assert(log.add_secret("V4lue-Only") == true) -- again: nothing changes
+assert(log.add_secret(nil) == false and log.add_secret(false) == false and log.add_secret() == false)
+assert(log.add_secret("xyz") == false)          -- shorter than 4 bytes: not registered...
+assert(log.redact("password=xyz, xyz stays") == "password=***, xyz stays") -- ...masked where labelled
+assert(log.redact("login failed for password V4lue-Only") == "login failed for password ***")
+assert(log.redact("V4lue-Only") == "***")
+assert(log.redact("V4lue-OnlyV4lue-Only and V4lue-Only.") == "*** and ***.")
+log.info("Auth", "login failed for password %s", "V4lue-Only")
+log.error("Auth", "echo: V4lue-Only")
+log.logger("Auth"):warn("V4lue-Only")
+all = read(file) .. read(errors)
+assert(not all:find("V4lue-Only", 1, true), "registered secret reached a log file")
+main = lines(file)
+assert(main[before + 1]:find("| INFO  | Auth | login failed for password ***", 1, true), main[before + 1])
+assert(main[before + 2]:find("| ERROR | Auth | echo: ***", 1, true), main[before + 2])
+assert(main[before + 3]:find("| WARN  | Auth | ***", 1, true), main[before + 3])
+assert(read(errors):find("| ERROR | Auth | echo: ***", 1, true))
+-- the forms the secret takes in JSON bodies and URL-encoded forms
+assert(log.add_secret("p/w\"q x"))
+assert(log.redact('{"pw":"p\\/w\\"q x"} f=p%2Fw%22q%20x') == '{"pw":"***"} f=***')
+-- an Authorization value: the credential alone is masked too
+local b64 = "RE9NQUlOXHU6Vjd2YWx1ZQ=="
+assert(log.add_secret("Basic " .. b64))
+assert(log.redact("cred " .. b64 .. " in an echo") == "cred *** in an echo")
+-- numbers are taken as their text; anything else is misuse
+assert(log.add_secret(987654321) == true and log.redact("pin 987654321") == "pin ***")
+assert(not pcall(log.add_secret, {}))
+
 -- rotation: 200-byte files, 2 archives
 local rfile, rerr = dir .. "/rot.log", dir .. "/rot-errors.log"
 assert(log.setup{level = "info", file = rfile, errors_file = rerr, stderr = false,

@@ -93,10 +93,99 @@ end
 local function short(k) if k == 1 then return { { Id = 1 }, { Id = 2 } }, 6 end return {}, 6 end
 local sok, serr = pcall(ids, pager.stream { fetch = short, size = 2, window = 2, key = key })
 assert(not sok and serr:find("page 2 is empty after 2 of 6 items", 1, true), tostring(serr))
--- a huge total is bounded: it cannot make the pager start a million pages
+-- a huge total is not believed: it cannot make the pager start a million pages, and the
+-- empty page after it is the end (nothing to fail on: there is no total to fall short of)
 local function huge(k) if k == 1 then return { { Id = 1 } }, 1e12 end return {}, 1e12 end
-local hok, herr = pcall(ids, pager.stream { fetch = huge, size = 1, window = 4, key = key })
-assert(not hok and herr:find("page 2 is empty", 1, true), tostring(herr))
+same(ids(pager.stream { fetch = huge, size = 1, window = 4, key = key }), { 1 }, "huge total")
+
+-- Hostile totals: whatever the header says, a total that cannot be true is unknown, and an
+-- unknown total means one page at a time until the first empty (or short) page. Pages 1..3
+-- are full, page 4 is empty: exactly 4 fetches, never more than one in flight. The fetch
+-- yields, so pages started ahead would run (and be counted) while the listing waits.
+do
+  local task = require("metasync.task")
+  local hostile = { 1e12, "1e12", "1e400", math.huge, -5, "-5", 0 / 0, "nan", 12.5, "12.5", "0x10", "abc",
+    pager.MAX_TOTAL + 1, -math.huge, true, {} }
+  for _, total in ipairs(hostile) do
+    local asked, inflight, peak = {}, 0, 0
+    local function f(k)
+      asked[#asked + 1] = k
+      inflight = inflight + 1
+      peak = math.max(peak, inflight)
+      task.yield()
+      inflight = inflight - 1
+      local p = {}
+      if k <= 3 then for i = (k - 1) * 5 + 1, k * 5 do p[#p + 1] = { Id = i } end end
+      return p, total
+    end
+    local what = "total " .. tostring(total)
+    same(ids(pager.stream { fetch = f, size = 5, window = 4, key = key }), seq(15), what)
+    for _ = 1, 10 do task.yield() end -- anything started ahead gets to run before counting
+    same(asked, { 1, 2, 3, 4 }, what .. ": fetches")
+    assert(peak == 1, what .. ": one page at a time, got " .. peak)
+  end
+  -- the same with a short last page: it is the end too
+  local asked = {}
+  local function short3(k)
+    asked[#asked + 1] = k
+    local p = {}
+    for i = (k - 1) * 5 + 1, math.min(13, k * 5) do p[#p + 1] = { Id = i } end
+    return p, "1e400"
+  end
+  same(ids(pager.stream { fetch = short3, size = 5, window = 4, key = key }), seq(13), "short last page")
+  same(asked, { 1, 2, 3 }, "short last page: fetches")
+
+  -- totals that can be true open the window, as before: a number or the header's digits
+  for _, total in ipairs({ 15, "15", " 15 ", 15.0 }) do
+    local n, p2 = pager.total_pages(total, 5)
+    assert(n == 3 and p2 == 15 and math.type(p2) == "integer", "believed total " .. tostring(total))
+  end
+  assert(pager.total_pages(0, 5) == 1 and pager.total_pages(pager.MAX_TOTAL, 1) == pager.MAX_TOTAL)
+  for _, total in ipairs(hostile) do assert(pager.total_pages(total, 5) == nil, "not believed: " .. tostring(total)) end
+
+  -- a believed total whose page 3 comes back empty: the listing fails (it is short of its
+  -- total), and once the empty page is back no page is started, though the window has room
+  local empty_back, late, started = false, 0, 0
+  local function hole(k)
+    started = started + 1
+    if empty_back then late = late + 1 end
+    task.yield()
+    if k == 3 then empty_back = true; return {}, 40 end
+    local p = {}
+    for i = (k - 1) * 5 + 1, k * 5 do p[#p + 1] = { Id = i } end
+    return p, 40
+  end
+  local ok, err = pcall(ids, pager.stream { fetch = hole, size = 5, window = 4, key = key })
+  assert(not ok and err:find("page 3 is empty after 10 of 40 items", 1, true), tostring(err))
+  for _ = 1, 10 do task.yield() end
+  assert(empty_back and late == 0, "pages started after the empty one came back: " .. late)
+  assert(started < 8, "the window stopped short of the total's 8 pages: " .. started)
+
+  -- a server that pages forever (every page full of new ids, no total) is cut off
+  local saved = pager.MAX_TOTAL
+  pager.MAX_TOTAL = 50
+  local calls = 0
+  local function forever(k)
+    calls = calls + 1
+    local p = {}
+    for i = (k - 1) * 5 + 1, k * 5 do p[#p + 1] = { Id = i } end
+    return p
+  end
+  ok, err = pcall(ids, pager.stream { fetch = forever, size = 5, window = 4, key = key, what = "X" })
+  pager.MAX_TOTAL = saved
+  assert(not ok and err:find("X: more than 10 pages of 5: the server does not stop paging", 1, true), tostring(err))
+  assert(calls == 11, "pages fetched before giving up: " .. calls)
+end
+
+-- an answer that is not a list (an object) fails the page
+local nok, nerr = pcall(ids, pager.stream { fetch = function() return { Certificates = {} }, 1 end, size = 5, key = key })
+assert(not nok and nerr:find("listing: page 1: expected a list", 1, true), tostring(nerr))
+-- items that are not records are dropped, and the caller hears of each once
+local drops = {}
+same(ids(pager.stream { fetch = function(k) if k == 1 then return { { Id = 1 }, 7, { Id = 2 } }, 3 end return {}, 3 end,
+  size = 5, key = function(x) return type(x) == "table" and x.Id or false end,
+  dropped = function(item, k) drops[#drops + 1] = tostring(item) .. "@" .. k end }), { 1, 2 }, "dropped")
+same(drops, { "7@1" }, "dropped items reported")
 
 -- key false drops non-records, nil keeps records without an id
 local odd = { { Id = 1 }, "junk", { name = "no id" }, { Id = 1 } }

@@ -9,6 +9,7 @@ local KNOBS = {
   latency_ms = { 0, 600000 }, jitter_ms = { 0, 600000 }, fail_rate = { 0, 1 },
   rate_429 = { 0, 1 }, retry_after = { 0, 86400 }, reset_rate = { 0, 1 },
   truncate_rate = { 0, 1 }, malformed_rate = { 0, 1 }, rate_limit = { 0, 1000000 },
+  retry_after_date_rate = { 0, 1 },
 }
 -- The endpoint keys S.route, K.route and the token handler give (README "Endpoint keys"): a
 -- fault for any other key would silently never fire.
@@ -34,6 +35,7 @@ local state, rng, clock, http_date
 -- Resets to the startup defaults (from the command line).
 function F.init(defaults, seed, simcore)
   F.defaults = defaults or {}
+  F.seed = math.tointeger(seed) or 0
   rng = U.rng((seed or 0) + 7919)
   clock = simcore.now
   http_date = simcore.http_date
@@ -42,7 +44,7 @@ function F.init(defaults, seed, simcore)
 end
 
 function F.clear()
-  state = { global = U.copy(F.defaults), endpoints = {}, scripts = {}, buckets = {}, injected = 0 }
+  state = { global = U.copy(F.defaults), endpoints = {}, scripts = {}, buckets = {}, injected = 0, seen = {} }
   state.idle = F.idle()
 end
 
@@ -68,6 +70,8 @@ local function check_spec(spec, path)
       end
     elseif k == "retry_after_format" then
       if not FORMATS[v] then return path .. ".retry_after_format: 'seconds' or 'http-date'" end
+    elseif k == "per_request_draws" then
+      if type(v) ~= "boolean" then return path .. ".per_request_draws: must be true or false" end
     elseif not range then
       return path .. ": unknown fault '" .. tostring(k) .. "'"
     elseif type(v) ~= "number" or v ~= v or v < range[1] or v > range[2] then
@@ -189,10 +193,64 @@ end
 -- The plan of every request while no fault is configured (shared, so read-only).
 local NO_FAULT = setmetatable({}, { __index = { delay_ms = 0 }, __newindex = function() error("read-only plan") end })
 
--- Decides what happens before the handler runs. Returns plan = {status=?, headers=, body=,
--- delay_ms=, fault=} where status set means "answer this instead of the handler".
-function F.before(ep, method)
+-- A JSON body with its object keys sorted (a client's encoder need not keep an order), so
+-- equal requests read the same; anything else as it is.
+local function canon(v, out)
+  if type(v) ~= "table" then
+    out[#out + 1] = tostring(v)
+  elseif v[1] ~= nil or next(v) == nil then
+    out[#out + 1] = "["
+    for i = 1, #v do canon(v[i], out); out[#out + 1] = "," end
+    out[#out + 1] = "]"
+  else
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    out[#out + 1] = "{"
+    for _, k in ipairs(keys) do
+      out[#out + 1] = k
+      out[#out + 1] = ":"
+      canon(v[k], out)
+      out[#out + 1] = ","
+    end
+    out[#out + 1] = "}"
+  end
+end
+
+local function fnv1a(s, h)
+  for i = 1, #s do h = (h ~ s:byte(i)) * 1099511628211 end
+  return h
+end
+
+-- per_request_draws: the draws for a request come from its own generator, seeded by the seed,
+-- the request (method, path, query, body with sorted JSON keys) and how many times that same
+-- request came before, instead of from the one shared stream. Which attempt of which request
+-- fails is then the same on every run, whatever order concurrent requests arrive in.
+local function request_rng(method, req)
+  local body = req and req.body or ""
+  local first = body:match("^%s*(.)")
+  if first == "{" or first == "[" then
+    local ok, doc = pcall(U.decode, body)
+    if ok and type(doc) == "table" then
+      local out = {}
+      canon(doc, out)
+      body = table.concat(out)
+    end
+  end
+  local h = fnv1a(string.format("%s %s?%s\n", method, req and req.path or "", req and req.query or ""),
+    -3750763034362895579)
+  h = fnv1a(body, h)
+  local n = (state.seen[h] or 0) + 1
+  state.seen[h] = n
+  return U.rng(h ~ (n * 0x9E3779B97F4A7C15) ~ F.seed)
+end
+
+-- Decides what happens before the handler runs (req: the request, for per_request_draws).
+-- Returns plan = {status=?, headers=, body=, delay_ms=, fault=} where status set means
+-- "answer this instead of the handler".
+function F.before(ep, method, req)
   if state.idle then return NO_FAULT end
+  local rng = knob(ep, "per_request_draws") and request_rng(method, req) or rng
   local plan = { delay_ms = 0 }
   local lat = knob(ep, "latency_ms") or 0
   local jit = knob(ep, "jitter_ms") or 0
@@ -211,6 +269,9 @@ function F.before(ep, method)
           plan.headers["Retry-After"] = retry_after(st.retry_after or knob(ep, "retry_after") or 1,
             st.retry_after_format or knob(ep, "retry_after_format"))
         end
+      elseif st.headers then
+        -- A normal answer with some headers replaced (a lying X-Total-Count over real pages).
+        plan.headers = U.copy(st.headers)
       end
       return plan
     end
@@ -228,7 +289,10 @@ function F.before(ep, method)
   if r429 > 0 and rng:float() < r429 then
     state.injected = state.injected + 1
     plan.status = 429
-    plan.headers = { ["Retry-After"] = retry_after(knob(ep, "retry_after") or 1, knob(ep, "retry_after_format")) }
+    local fmt = knob(ep, "retry_after_format")
+    local dates = knob(ep, "retry_after_date_rate") or 0
+    if fmt == nil and dates > 0 and rng:float() < dates then fmt = "http-date" end
+    plan.headers = { ["Retry-After"] = retry_after(knob(ep, "retry_after") or 1, fmt) }
     return plan
   end
   local fr = knob(ep, "fail_rate") or 0
@@ -249,8 +313,19 @@ function F.before(ep, method)
   return plan
 end
 
--- Applies a body-level fault to a finished response.
-function F.after(resp, fault)
+-- Applies a pass step's headers (replacing any of the same name, in any case) and a
+-- body-level fault to a finished response.
+function F.after(resp, fault, headers)
+  if headers then
+    local h = resp.headers or {}
+    for k, v in pairs(headers) do
+      for hk in pairs(h) do
+        if type(hk) == "string" and hk:lower() == tostring(k):lower() then h[hk] = nil end
+      end
+      h[k] = tostring(v)
+    end
+    resp.headers = h
+  end
   if not fault then return resp end
   local n = #resp.body
   if fault == "malformed" then

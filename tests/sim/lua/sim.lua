@@ -247,7 +247,7 @@ local function dispatch(req)
   local per = stats.requests[ep]
   if not per then per = {}; stats.requests[ep] = per end
   per[m] = (per[m] or 0) + 1
-  local plan = F.before(ep, m)
+  local plan = F.before(ep, m, req)
   req.ep, req.fault = ep, plan.fault
   local resp
   if plan.status then
@@ -261,7 +261,7 @@ local function dispatch(req)
   else
     local denied = ep:match("%.token$") == nil and (req.api == "keyfactor" and K.auth(req) or req.api ~= "keyfactor" and S.auth(req))
     resp = denied or handler(req)
-    resp = F.after(resp, plan.fault)
+    resp = F.after(resp, plan.fault, plan.headers)
   end
   if plan.delay_ms and plan.delay_ms > 0 then resp.delay_ms = plan.delay_ms end
   return resp
