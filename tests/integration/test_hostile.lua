@@ -123,6 +123,11 @@ do
     faults = script("keyfactor.certificates", { { status = 200, body = OBJ } }) }
   H.eq(r.rc, 1, "Keyfactor list object, dry run: exit code")
   has(r.err, "Keyfactor GET /Certificates: expected a list", "Keyfactor list object, dry run")
+  -- an empty object is no more an empty page than any other object
+  r = case { name = "Keyfactor list {}", extra = "--dry-run",
+    faults = script("keyfactor.certificates", { { status = 200, body = "{}" } }) }
+  H.eq(r.rc, 1, "Keyfactor list {}, dry run: exit code")
+  has(r.err, "Keyfactor GET /Certificates: expected a list", "Keyfactor list {}")
 end
 
 ---------------------------------------------------------------------------------------------
