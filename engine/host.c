@@ -19,6 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* CMake passes the git commit of the source tree; a build without it still says something. */
+#ifndef METASYNC_COMMIT
+#define METASYNC_COMMIT "unknown"
+#endif
+
 static char stock_dir[PATH_MAX];
 
 static int is_dir(const char *p) {
@@ -145,6 +150,23 @@ static void set_options(lua_State *L, const HostOptions *o) {
     lua_pushstring(L, o->max_changes);
     lua_setfield(L, -2, "max_changes");
   }
+  if (o->plan_out) {
+    lua_pushstring(L, o->plan_out);
+    lua_setfield(L, -2, "plan_out");
+  }
+  lua_pushboolean(L, o->progress);
+  lua_setfield(L, -2, "progress");
+  lua_pushboolean(L, o->quiet);
+  lua_setfield(L, -2, "quiet");
+  if (o->report) {
+    lua_pushstring(L, o->report);
+    lua_setfield(L, -2, "report");
+  }
+  /* Whether a status line can be drawn (lib/metasync/progress.lua): Lua has no isatty. */
+  lua_pushboolean(L, isatty(2));
+  lua_setfield(L, -2, "stderr_tty");
+  lua_pushboolean(L, isatty(1));
+  lua_setfield(L, -2, "stdout_tty");
   lua_createtable(L, o->nargs, 0);
   for (int i = 0; i < o->nargs; i++) {
     lua_pushstring(L, o->args[i]);
@@ -268,7 +290,8 @@ void host_print_versions(void) {
     lua_getfield(L, -1, "_VERSION");
     if (lua_isstring(L, -1)) cj = lua_tostring(L, -1);
   }
-  printf("metasync %s\n", METASYNC_VERSION);
+  /* The commit tells two builds of one version apart (a bug report, a package on a server). */
+  printf("metasync %s (commit %s)\n", METASYNC_VERSION, METASYNC_COMMIT);
   printf("  %s\n", LUA_RELEASE);
   printf("  libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
   printf("  PCRE2 %s\n", pcre);

@@ -13,6 +13,9 @@ typedef struct {
   long concurrency;        /* -j, 0 when not given */
   double wait_lock;        /* --wait-lock seconds, -1 when not given */
   const char *max_changes; /* --max-changes N or P%, or NULL (checked in Lua) */
+  const char *plan_out;    /* --plan-out FILE: a dry run saves its plan there, or NULL */
+  int progress, quiet;     /* --progress (status line even off a terminal), --quiet */
+  const char *report;      /* --report FILE: one row per certificate, or NULL */
   char **args;             /* what follows the command */
   int nargs;
 } HostOptions;

@@ -1,6 +1,8 @@
 /* metasync.log: NLog-compatible log lines to stderr, a main file and an errors-only file, with
  * size-based rotation and redaction of credentials (redact.c). Logging state is process-wide
- * (one engine, one thread), so it lives in statics shared by the Lua module and the C API. */
+ * (one engine, one thread), so it lives in statics shared by the Lua module and the C API.
+ * Each file has its own threshold and rotation, as each NLog File target has (the old tool's
+ * NLog.config sets them per target). */
 #include "modules.h"
 #include "redact.h"
 
@@ -8,6 +10,7 @@
 #include <lualib.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,8 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_FILE "logs/metasync.log"
-#define DEFAULT_ERRORS_FILE "logs/metasync-errors.log"
+/* the old tool's names, which log shippers watch */
+#define DEFAULT_FILE "logs/MetadataSync.log"
+#define DEFAULT_ERRORS_FILE "logs/MetadataSync-Errors.log"
 #define DEFAULT_MAX_SIZE 10485760L
 #define DEFAULT_MAX_FILES 5
 #define DEFAULT_LOGGER "metasync"
@@ -33,22 +37,28 @@ typedef struct Sink {
     char *path; /* NULL when the sink is off */
     FILE *fp;
     long size;  /* bytes in the current file, to decide rotation without stat per record */
+    long max_size; /* <= 0: never rotate */
+    int max_files;
+    /* Archive names. Without a template: path.1 (newest) .. path.N, beside the file. With one
+     * (NLog's archiveFileName, e.g. logs/Archive/MetadataSync.log.{#}.log): arch_pre, the
+     * number zero-padded to arch_width digits, arch_suf, numbered as NLog's "Rolling" scheme
+     * (0 is the newest), so the old tool's archives keep their names. */
+    char *arch_pre, *arch_suf;
+    int arch_width;
 } Sink;
 
 static struct {
     int level;          /* threshold of the main file */
+    int errors_level;   /* threshold of the errors file */
     int use_stderr;
     int stderr_level;
     int stderr_follows; /* stderr_level was not given: it tracks set_level */
-    long max_size;      /* <= 0: never rotate */
-    int max_files;
     Sink main, errors;
     char logger_default[64];
     char run_id[9];
 } st = {
-    .level = MSLOG_INFO, .use_stderr = 1, .stderr_level = MSLOG_INFO, .stderr_follows = 1,
-    .max_size = DEFAULT_MAX_SIZE, .max_files = DEFAULT_MAX_FILES,
-    .logger_default = DEFAULT_LOGGER,
+    .level = MSLOG_INFO, .errors_level = MSLOG_ERROR, .use_stderr = 1, .stderr_level = MSLOG_INFO,
+    .stderr_follows = 1, .logger_default = DEFAULT_LOGGER,
 };
 
 /* ---- growable byte buffer (C side only; never live across a Lua error) ---- */
@@ -111,44 +121,50 @@ static int sink_open(Sink *s) {
 static void sink_close(Sink *s) {
     if (s->fp) fclose(s->fp);
     free(s->path);
-    s->fp = NULL;
-    s->path = NULL;
-    s->size = 0;
+    free(s->arch_pre);
+    free(s->arch_suf);
+    memset(s, 0, sizeof *s);
 }
 
-static void archive_name(char *out, size_t cap, const char *path, int i) {
-    snprintf(out, cap, "%s.%d", path, i);
+/* The name of archive i, in a malloc'd string (NULL when out of memory). */
+static char *archive_name(const Sink *s, int i) {
+    size_t cap = (s->arch_pre ? strlen(s->arch_pre) + strlen(s->arch_suf) + (size_t)s->arch_width
+                              : strlen(s->path)) + 16;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    if (s->arch_pre) snprintf(out, cap, "%s%0*d%s", s->arch_pre, s->arch_width, i, s->arch_suf);
+    else snprintf(out, cap, "%s.%d", s->path, i);
+    return out;
 }
 
-/* file.(n-1) -> file.n ... file -> file.1, then a fresh file. Failures here must not stop
- * logging: at worst the file grows past max_size. */
+/* The newest archive is number first, the oldest first + max_files - 1: each is renamed one
+ * up, the oldest dropped, then the live file becomes the newest and a fresh file starts.
+ * Failures here must not stop logging: at worst the file grows past max_size. */
 static void sink_rotate(Sink *s) {
-    size_t cap = strlen(s->path) + 16;
-    char *from = malloc(cap), *to = malloc(cap);
-    if (!from || !to) { free(from); free(to); return; }
+    int first = s->arch_pre ? 0 : 1;
     fclose(s->fp);
     s->fp = NULL;
-    if (st.max_files <= 0) {
+    if (s->max_files <= 0) {
         remove(s->path);
     } else {
-        archive_name(to, cap, s->path, st.max_files);
-        remove(to);
-        for (int i = st.max_files - 1; i >= 1; i--) {
-            archive_name(from, cap, s->path, i);
-            archive_name(to, cap, s->path, i + 1);
-            rename(from, to);
+        char *to = archive_name(s, first + s->max_files - 1);
+        if (to) remove(to);
+        for (int i = first + s->max_files - 2; to && i >= first; i--) {
+            char *from = archive_name(s, i);
+            if (from) rename(from, to);
+            free(to);
+            to = from;
         }
-        archive_name(to, cap, s->path, 1);
-        rename(s->path, to);
+        /* the archive directory (logs/Archive) is made when it is first needed, as NLog does */
+        if (to && make_parent_dirs(to) == 0) rename(s->path, to);
+        free(to);
     }
-    free(from);
-    free(to);
     if (sink_open(s) != 0) s->size = 0;
 }
 
 static void sink_write(Sink *s, const char *line, size_t n) {
     if (!s->path) return;
-    if (st.max_size > 0 && s->size > 0 && s->size + (long)n > st.max_size && s->fp) sink_rotate(s);
+    if (s->max_size > 0 && s->size > 0 && s->size + (long)n > s->max_size && s->fp) sink_rotate(s);
     if (!s->fp) return;
     fwrite(line, 1, n, s->fp);
     fflush(s->fp);
@@ -161,7 +177,7 @@ static int min_enabled(void) {
     int m = MSLOG_FATAL + 1;
     if (st.main.path && st.level < m) m = st.level;
     if (st.use_stderr && st.stderr_level < m) m = st.stderr_level;
-    if (st.errors.path && MSLOG_ERROR < m) m = MSLOG_ERROR;
+    if (st.errors.path && st.errors_level < m) m = st.errors_level;
     return m;
 }
 
@@ -203,7 +219,7 @@ static void emit(int level, const char *logger, const char *msg, size_t len) {
         fflush(stderr);
     }
     if (level >= st.level) sink_write(&st.main, line.p, line.n);
-    if (level >= MSLOG_ERROR) sink_write(&st.errors, line.p, line.n);
+    if (level >= st.errors_level) sink_write(&st.errors, line.p, line.n);
     free(line.p);
 }
 
@@ -397,10 +413,43 @@ static int opt_level(lua_State *L, const char *key, int def) {
     return l;
 }
 
-static int open_sink(Sink *s, const char *path, char *err, size_t errcap) {
+/* An archive template: a path holding one {#} (or {###}: the number zero-padded to that many
+ * digits, as NLog's). Raises on misuse; lib/metasync/nlog.lua checks what users write. */
+typedef struct ArchiveSpec {
+    const char *tmpl; /* NULL: archives beside the file as path.N */
+    size_t pre;       /* bytes before the {#...} */
+    int width;        /* number of # */
+} ArchiveSpec;
+
+static ArchiveSpec opt_archive(lua_State *L, const char *key) {
+    ArchiveSpec a = {0};
+    a.tmpl = opt_path(L, key, NULL);
+    if (!a.tmpl) return a;
+    const char *open = strstr(a.tmpl, "{#");
+    const char *p = open ? open + 1 : NULL;
+    while (p && *p == '#') p++;
+    if (!open || *p != '}' || strstr(p, "{#") || p - open - 1 > 9)
+        luaL_error(L, "log.setup: '%s' must hold one {#} (up to 9 #) where the archive number goes", key);
+    a.pre = (size_t)(open - a.tmpl);
+    a.width = (int)(p - open - 1);
+    return a;
+}
+
+static int open_sink(Sink *s, const char *path, long max_size, int max_files, ArchiveSpec a,
+                     char *err, size_t errcap) {
     if (!path) return 0;
     s->path = strdup(path);
-    if (!s->path) { snprintf(err, errcap, "out of memory"); return -1; }
+    s->max_size = max_size;
+    s->max_files = max_files;
+    if (a.tmpl) {
+        s->arch_pre = strndup(a.tmpl, a.pre);
+        s->arch_suf = strdup(a.tmpl + a.pre + (size_t)a.width + 2);
+        s->arch_width = a.width;
+    }
+    if (!s->path || (a.tmpl && (!s->arch_pre || !s->arch_suf))) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
     if (make_parent_dirs(path) != 0 || sink_open(s) != 0) {
         snprintf(err, errcap, "%s: %s", path, strerror(errno));
         return -1;
@@ -408,14 +457,17 @@ static int open_sink(Sink *s, const char *path, char *err, size_t errcap) {
     return 0;
 }
 
-/* log.setup{level=, file=, errors_file=, stderr=, stderr_level=, max_size=, max_files=,
+/* log.setup{level=, file=, errors_file=, errors_level=, stderr=, stderr_level=, max_size=,
+ *           max_files=, archive=, errors_max_size=, errors_max_files=, errors_archive=,
  *           logger_default=} -> true | nil, message
- * Every call is a complete configuration: absent options take their defaults. */
+ * Every call is a complete configuration: absent options take their defaults. The errors_*
+ * rotation options default to the main file's. */
 static int l_setup(lua_State *L) {
     if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
     luaL_checktype(L, 1, LUA_TTABLE);
     /* validate everything before touching the current state */
     int level = opt_level(L, "level", MSLOG_INFO);
+    int errors_level = opt_level(L, "errors_level", MSLOG_ERROR);
     int has_stderr_level = lua_getfield(L, 1, "stderr_level") != LUA_TNIL;
     lua_pop(L, 1);
     int stderr_level = opt_level(L, "stderr_level", level);
@@ -426,7 +478,13 @@ static int l_setup(lua_State *L) {
     const char *errors_file = opt_path(L, "errors_file", DEFAULT_ERRORS_FILE);
     lua_Integer max_size = opt_int(L, "max_size", DEFAULT_MAX_SIZE, 0);
     lua_Integer max_files = opt_int(L, "max_files", DEFAULT_MAX_FILES, 0);
-    if (max_files > MAX_ARCHIVES) luaL_error(L, "log.setup: 'max_files' must be <= %d", MAX_ARCHIVES);
+    lua_Integer emax_size = opt_int(L, "errors_max_size", max_size, 0);
+    lua_Integer emax_files = opt_int(L, "errors_max_files", max_files, 0);
+    if (max_files > MAX_ARCHIVES || emax_files > MAX_ARCHIVES)
+        luaL_error(L, "log.setup: 'max_files' and 'errors_max_files' must be <= %d", MAX_ARCHIVES);
+    if (max_size > LONG_MAX || emax_size > LONG_MAX) luaL_error(L, "log.setup: 'max_size' is too large");
+    ArchiveSpec arch = opt_archive(L, "archive");
+    ArchiveSpec earch = opt_archive(L, "errors_archive");
     const char *def = opt_path(L, "logger_default", DEFAULT_LOGGER);
     if (!def || !*def || strlen(def) >= sizeof st.logger_default)
         luaL_error(L, "log.setup: 'logger_default' must be a non-empty string under 64 bytes");
@@ -434,15 +492,14 @@ static int l_setup(lua_State *L) {
     sink_close(&st.main);
     sink_close(&st.errors);
     st.level = level;
+    st.errors_level = errors_level;
     st.stderr_level = stderr_level;
     st.stderr_follows = !has_stderr_level;
     st.use_stderr = use_stderr;
-    st.max_size = (long)max_size;
-    st.max_files = (int)max_files;
     strcpy(st.logger_default, def);
     char err[512];
-    if (open_sink(&st.main, file, err, sizeof err) != 0 ||
-        open_sink(&st.errors, errors_file, err, sizeof err) != 0) {
+    if (open_sink(&st.main, file, (long)max_size, (int)max_files, arch, err, sizeof err) != 0 ||
+        open_sink(&st.errors, errors_file, (long)emax_size, (int)emax_files, earch, err, sizeof err) != 0) {
         sink_close(&st.main);
         sink_close(&st.errors);
         luaL_pushfail(L);

@@ -51,5 +51,5 @@ step "5. two-way: Keyfactor's edit goes to Sectigo, nothing else moves" "metasyn
 "$ms" -c config sync || true
 step "6. what that run wrote (the journal)" "metasync report last"
 "$ms" -c config report last || true
-printf '\nLogs of the runs (old tool format): %s\n' "logs/metasync.log, logs/metasync-errors.log"
-tail -n 3 logs/metasync.log
+printf '\nLogs of the runs (old tool format): %s\n' "logs/MetadataSync.log, logs/MetadataSync-Errors.log"
+tail -n 3 logs/MetadataSync.log

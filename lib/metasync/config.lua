@@ -16,7 +16,9 @@ M.levenshtein, M.suggest = check.levenshtein, check.suggest
 -- kind: str, url, bool, num, int, intlist, enum, level, changes, oauth. Defaults are the old
 -- tool's where it had one. Every num and int key has a min and a max: a value the rest of the
 -- program cannot use (an infinite timeout, a 1e300 MB log) is refused here, with its key.
--- hint: where the credentials go instead of a URL's user:password@.
+-- hint: where the credentials go instead of a URL's user:password@. cap: a value above max is
+-- used as max with a warning (the old tool accepted any page size and the API capped it, so a
+-- migrated config must not stop at it).
 M.KEYS = {
   { "sectigoLogin", "str" }, { "sectigoPassword", "str", secret = "METASYNC_SECTIGO_PASSWORD" },
   { "sectigoCustomerUri", "str" }, { "sectigoAPIUrl", "url", hint = "sectigoLogin and sectigoPassword" },
@@ -26,7 +28,8 @@ M.KEYS = {
   { "importAllCustomFields", "bool", false }, { "syncRevokedAndExpiredCerts", "bool", false },
   { "issuerDNLookupTerm", "str", "Sectigo" }, { "sslTypeIds", "intlist", {} },
   { "enableDisabledFieldSync", "bool", false },
-  { "sectigoPageSize", "int", 25, min = 1, max = 200 }, { "keyfactorPageSize", "int", 100, min = 1, max = 5000 },
+  { "sectigoPageSize", "int", 25, min = 1, max = 200, cap = "Sectigo's maximum page size" },
+  { "keyfactorPageSize", "int", 100, min = 1, max = 5000, cap = "Keyfactor's maximum page size" },
   { "keyfactorAddedSince", "str" }, { "enableTruncation", "bool", false },
   { "UseKeyfactorOAuth", "bool" }, { "keyfactorOAuth", "oauth", secret = "METASYNC_KEYFACTOR_CLIENT_SECRET" },
   -- metasync's own keys
@@ -44,7 +47,10 @@ M.KEYS = {
   { "connectTimeoutSeconds", "num", 10, min = 1, max = 86400 },
   { "caFile", "str" }, { "proxy", "str" }, { "insecureSkipVerify", "bool", false },
   { "logDirectory", "str", "logs" }, { "logLevel", "level", "info" },
+  -- the old tool's names (its NLog.config's logFileName and errorFileName), which shippers watch
+  { "logFileName", "str", "MetadataSync.log" }, { "errorLogFileName", "str", "MetadataSync-Errors.log" },
   { "logMaxSizeMB", "num", 10, min = 0, max = 10240 }, { "logMaxFiles", "int", 5, min = 1, max = 100 },
+  { "metricsFile", "str" }, -- the last run's counters for node_exporter (metasync.metrics)
   -- the sync state (baseline + journal) and two-way sync
   { "stateFile", "str", "state/metasync.db" }, { "journalDays", "int", 90, min = 0, max = 36500 },
   { "conflictPolicy", "enum", "report", values = { "report", "sectigo", "keyfactor" } },
@@ -174,11 +180,16 @@ local function holds_secret(section)
   return false
 end
 
--- key_value(spec, raw, file, errs) -> the converted value, or nil (absent or refused)
-local function key_value(spec, raw, file, errs)
+-- key_value(spec, raw, file, errs, warnings) -> the converted value, or nil (absent or refused)
+local function key_value(spec, raw, file, errs, warnings)
   local key, kind = spec[1], spec[2]
   if null(raw) or (raw == "" and kind ~= "str") then return nil end
   local val, what = CONV[kind](raw, spec)
+  if val ~= nil and spec.cap and val > spec.max then
+    warnings[#warnings + 1] = string.format("%s: key '%s': %s is above %s, %s; %s is used", file, key,
+      tostring(val), spec.cap, tostring(spec.max), tostring(spec.max))
+    val = spec.max
+  end
   if val ~= nil and spec.max and (val < spec.min or val > spec.max) then val, what = nil, range_error(spec) end
   if val == nil then errs[#errs + 1] = string.format("%s: key '%s': %s", file, key, what) end
   return val
@@ -226,7 +237,7 @@ function M.load(dir)
       val, failed = oauth_block(raw, file, key, spec.secret, errs, warnings)
       if failed then bad[key] = true end
     else
-      val = key_value(spec, raw, file, errs)
+      val = key_value(spec, raw, file, errs, warnings)
       if spec.secret then
         local env, eerr = conffile.env_secret(spec.secret)
         if eerr then errs[#errs + 1] = eerr end
@@ -243,6 +254,18 @@ function M.load(dir)
     errs[#errs + 1] = string.format("%s: key 'stateFile': expected a file path", file)
   else
     cfg.state_path = M.resolve(cfg, cfg.stateFile)
+  end
+  -- The log names are names: the directory is logDirectory's (or NLog.config's) to say.
+  if cfg.logDirectory == "" then errs[#errs + 1] = string.format("%s: key 'logDirectory': expected a directory", file) end
+  for _, key in ipairs { "logFileName", "errorLogFileName" } do
+    local v = cfg[key]
+    if v and (v == "" or v == "." or v == ".." or v:find("/", 1, true)) then
+      errs[#errs + 1] = string.format("%s: key '%s': expected a file name without '/' (the directory is logDirectory)", file, key)
+      bad[key] = true
+    end
+  end
+  if not bad.logFileName and not bad.errorLogFileName and cfg.logFileName == cfg.errorLogFileName then
+    errs[#errs + 1] = string.format("%s: key 'errorLogFileName': expected a name other than logFileName's", file)
   end
   if cfg.sectigoAPIUrl then cfg.sectigo_base = M.sectigo_base(cfg.sectigoAPIUrl) end
   if cfg.keyfactorAPIUrl then cfg.keyfactor_base = M.keyfactor_base(cfg.keyfactorAPIUrl) end

@@ -26,15 +26,23 @@ function M.run(ctx, policy, index, work, limit)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
   q.fields = q.fields or policy.keyfactor_fields
   local slots = task.semaphore(limit)
+  -- A pair is over when work() has returned and every task it spawned has ended: the report
+  -- then has its whole outcome (one --report row per pair). p.tasks counts its live tasks.
+  local function settled(p)
+    if p.dispatched and p.tasks == 0 then r:pair_end(p) end
+  end
   -- One bad record fails that record: a hook's error is the certificate's failure.
   local function body(fn, p)
     local ok, err = xpcall(fn, debug.traceback)
     if not ok then r:fail(p.serial, first_line(err)) end
+    p.tasks = p.tasks - 1
+    settled(p)
     slots:release()
   end
   local function spawn_for(p)
     return function(fn)
       slots:acquire()
+      p.tasks = p.tasks + 1
       task.spawn(body, fn, p)
     end
   end
@@ -45,8 +53,12 @@ function M.run(ctx, policy, index, work, limit)
     local b = batch
     batch, serials = {}, {}
     for _, p in ipairs(b) do
+      p.tasks = 0
+      r:pair_begin(p)
       local wok, werr = pcall(work, ctx, policy, p, spawn_for(p))
       if not wok then r:fail(p.serial, first_line(werr)) end
+      p.dispatched = true
+      settled(p)
     end
   end
   local ok, err = pcall(function()
@@ -70,13 +82,13 @@ function M.run(ctx, policy, index, work, limit)
       local label = key or ("Keyfactor Id " .. (id and tostring(id) or fields.describe(raw_id)))
       if not iok then
         r.considered = r.considered + 1
-        r:fail(label, "policy.include: " .. first_line(included))
+        r:fail(label, "policy.include: " .. first_line(included), kc)
       elseif not included then
-        r.skipped = r.skipped + 1
+        r:skip(key, kc)
       elseif problem or bad_id then
         r.considered = r.considered + 1
         r:fail(label, problem and ("SerialNumber is " .. problem)
-          or ("Keyfactor Id is " .. fields.describe(raw_id) .. ", not a certificate id"))
+          or ("Keyfactor Id is " .. fields.describe(raw_id) .. ", not a certificate id"), kc)
       elseif key and index.broken and index.broken[key] then
         -- Its Sectigo record is malformed: that failure is already listed under this serial.
         r.considered = r.considered + 1
@@ -91,7 +103,7 @@ function M.run(ctx, policy, index, work, limit)
           serials[#serials + 1] = key
           if #batch >= BATCH then dispatch() end
         else
-          r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)))
+          r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)), kc)
         end
       end
     end

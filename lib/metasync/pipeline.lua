@@ -14,6 +14,8 @@ local twoway = require("metasync.twoway")
 local limit = require("metasync.limit")
 local signals = require("metasync.signals")
 local task = require("metasync.task")
+local report = require("metasync.report")
+local runreport = require("metasync.runreport")
 
 local M = {}
 local fatal = setup.fatal
@@ -48,6 +50,7 @@ local function watchdog(ctx, state)
       while not state.done and task.now() < deadline do task.sleep(0.1) end
       if state.done then return end
       local rc = interrupted(ctx, string.format("requests in flight did not finish within %d s", GRACE))
+      ctx.outputs.close(rc)
       pcall(ctx.state.finish_run, ctx.state, rc)
       ctx.state:close()
       io.stdout:flush()
@@ -63,6 +66,8 @@ function M.run(policy, opts)
   local ctx, rc = setup.context(policy, opts)
   if not ctx then return rc end
   ctx.direction = policy.direction
+  -- The progress line, --report's rows and metricsFile (metasync.runreport).
+  ctx.outputs = runreport.attach(ctx, opts)
   local wd = { done = false }
   task.spawn(watchdog, ctx, wd)
   -- Whatever ends the run, what the store has queued is committed and the store closed: the
@@ -74,18 +79,21 @@ function M.run(policy, opts)
     ok, res = true, interrupted(ctx, "stopped during " .. (ctx.stage or "setup"))
   end
   if ok then pcall(ctx.state.finish_run, ctx.state, res) end
+  ctx.outputs.close(ok and res or 1)
   ctx.state:close()
   if not ok then error(res, 0) end
   return res
 end
 
 function stages(ctx, policy)
-  -- 2. Pre-flight: both APIs answer with our credentials before anything is written.
+  ctx.outputs.open() -- --report FILE: a file that cannot be written stops the run here
+  -- 2. Pre-flight: both APIs answer with our credentials before anything is written. A
+  -- refused login names the keys to check (report.preflight).
   local err
   ctx.sectigo_fields, err = ctx.sectigo:custom_fields()
-  if not ctx.sectigo_fields then fatal("cannot reach Sectigo: %s", err) end
+  if not ctx.sectigo_fields then fatal("%s", report.preflight("Sectigo", err, ctx.cfg)) end
   ctx.kf_fields, err = ctx.keyfactor:metadata_fields()
-  if not ctx.kf_fields then fatal("cannot reach Keyfactor: %s", err) end
+  if not ctx.kf_fields then fatal("%s", report.preflight("Keyfactor", err, ctx.cfg)) end
 
   -- 3. The field list, Keyfactor names, and the definition diff.
   local defs = fieldset.prepare(ctx, policy)

@@ -9,6 +9,7 @@ local breaker = require("metasync.breaker")
 local report = require("metasync.report")
 local state = require("metasync.state")
 local lock = require("metasync.lock")
+local nlog = require("metasync.nlog")
 
 local M = {}
 
@@ -78,15 +79,39 @@ function M.clients(cfg, opts)
   return sc, kf
 end
 
+-- log_settings(cfg) -> settings (nlog.settings: file, errors_file, archives, levels, source),
+-- warnings | nil, message: what setup_log would open, without opening anything (for a check).
+function M.log_settings(cfg)
+  local doc, nerr = nlog.load(cfg.dir)
+  if nerr then return nil, nerr end
+  return nlog.settings(doc, { home = config.home(cfg.dir), resolve = function(p) return config.resolve(cfg, p) end,
+    dir = cfg.logDirectory, main = cfg.logFileName, errors = cfg.errorLogFileName, level = cfg.logLevel,
+    max_size = math.floor(cfg.logMaxSizeMB * 1048576), max_files = cfg.logMaxFiles, config_file = cfg.dir .. "/config.json" })
+end
+
+-- setup_log(cfg, opts) -> true, warnings, settings | nil, message. The logs live under the
+-- tool's home (the parent of the config directory, where the old tool kept logs/), never under
+-- the working directory, so cron and systemd runs find them in the same place. A
+-- <config dir>/NLog.config (the old tool's, any case) decides what it sets; config.json's log
+-- keys the rest; --log-level and -v the level.
 local function setup_log(cfg, opts)
-  local level = opts.log_level or (opts.verbose and "debug") or cfg.logLevel
-  local dir = cfg.logDirectory
-  -- log.setup creates the directory; a log that cannot be written is a configuration error.
-  local ok, err = log.setup { level = level, file = dir .. "/metasync.log",
-    errors_file = dir .. "/metasync-errors.log", stderr = true, stderr_level = opts.verbose and level or "warn",
-    max_size = math.floor(cfg.logMaxSizeMB * 1048576), max_files = cfg.logMaxFiles }
-  if not ok then return nil, string.format("%s/config.json: key 'logDirectory': %s", cfg.dir, tostring(err)) end
-  return true
+  local s, info = M.log_settings(cfg)
+  if not s then return nil, info end -- info: the error, else the warnings
+  local level = opts.log_level or (opts.verbose and "debug") or s.level
+  local main_off = level == "off"
+  if main_off then level = "info" end
+  local errors_off = s.errors_level == "off"
+  -- log.setup creates the directories; a log that cannot be written is a configuration error.
+  local ok, err = log.setup { level = level, file = not main_off and s.file, archive = s.archive,
+    max_size = s.max_size, max_files = s.max_files,
+    errors_file = not errors_off and s.errors_file, errors_level = not errors_off and s.errors_level or nil,
+    errors_archive = s.errors_archive, errors_max_size = s.errors_max_size, errors_max_files = s.errors_max_files,
+    stderr = true, stderr_level = opts.verbose and level or (opts.quiet and "error" or "warn") }
+  if not ok then
+    if s.source then return nil, string.format("%s: cannot write the logs: %s", s.source, tostring(err)) end
+    return nil, string.format("%s/config.json: key 'logDirectory': %s", cfg.dir, tostring(err))
+  end
+  return true, info, s
 end
 
 -- One run at a time per state store: two runs at once would race their writes and field
@@ -126,14 +151,18 @@ function M.context(policy, opts)
     return nil, 1
   end
   warnings = errs
-  local logged, lerr = setup_log(cfg, opts)
+  local logged, lerr, where = setup_log(cfg, opts)
   if not logged then
     stderr("%s", lerr)
     return nil, 1
   end
   M.log_ready = true
-  log.info("main", "[START] metasync %s, run %s%s", policy.direction, tostring(log.run_id and log.run_id() or ""),
-    opts.dry_run and " (dry run)" or "")
+  local run_id = tostring(log.run_id and log.run_id() or "")
+  log.info("main", "[START] metasync %s, run %s%s", policy.direction, run_id, opts.dry_run and " (dry run)" or "")
+  -- the old tool's marker, which its users' log searches key on
+  log.info("main", "[RUN ID: %s]", run_id)
+  log.debug("main", "logs: %s and %s%s", where.file, where.errors_file, where.source and (" (from " .. where.source .. ")") or "")
+  for _, w in ipairs(lerr) do warnings[#warnings + 1] = w end
   for _, w in ipairs(warnings) do log.warn("config", "%s", w) end
   local ctx = { cfg = cfg, options = opts, dry_run = opts.dry_run and true or false, banned = cfg.banned,
     date_format = cfg.keyfactorDateFormat, sectigo_date_format = "MM/dd/yyyy", today = os.date("!%Y-%m-%d"),

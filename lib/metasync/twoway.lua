@@ -130,13 +130,14 @@ local function sync(ctx, policy, p, d, spawn)
     elseif a.conflict then
       conflicts[#conflicts + 1] = a
     elseif a.to == "keyfactor" then
-      kf_changes[#kf_changes + 1] = { field = f.keyfactor, key = f.keyfactor, old = a.old, new = a.send,
-        old_canon = values.canonical(a.old, values.kind_of_kf(f.datatype), ctx.date_format), agree = a.value }
+      local kind = values.kind_of_kf(f.datatype)
+      kf_changes[#kf_changes + 1] = { field = f.keyfactor, key = f.keyfactor, old = a.old, new = a.send, kind = kind,
+        old_canon = values.canonical(a.old, kind, ctx.date_format), agree = a.value }
       payload[f.keyfactor] = a.send
     else
-      sc_changes[#sc_changes + 1] = { field = f.sectigo, key = f.keyfactor, old = a.old, new = a.send,
-        old_canon = values.canonical(a.old, values.kind_of_sectigo(f.sectigo_type), ctx.sectigo_date_format),
-        agree = a.value }
+      local kind = values.kind_of_sectigo(f.sectigo_type)
+      sc_changes[#sc_changes + 1] = { field = f.sectigo, key = f.keyfactor, old = a.old, new = a.send, kind = kind,
+        old_canon = values.canonical(a.old, kind, ctx.sectigo_date_format), agree = a.value }
       newvals[f.sectigo:lower()] = { name = f.sectigo, value = a.send }
     end
   end
@@ -151,7 +152,7 @@ local function sync(ctx, policy, p, d, spawn)
   end
   local problem = #problems > 0 and table.concat(problems, "; ") or nil
   if #kf_changes == 0 and #sc_changes == 0 then
-    if problem then r:fail(p.serial, problem) elseif #conflicts == 0 then r.unchanged = r.unchanged + 1 end
+    if problem then r:fail(p.serial, problem) elseif #conflicts == 0 then r:unchanged_pair(p) end
     return
   end
   if problem then log.warn("sync", "certificate %s: %s", p.serial, problem) end
@@ -160,7 +161,7 @@ local function sync(ctx, policy, p, d, spawn)
     for _, c in ipairs(kf_changes) do all[#all + 1] = c end
     for _, c in ipairs(sc_changes) do all[#all + 1] = c end
     -- past the change limit: decided, counted, not written
-    if not ctx.limit:take(all) and not ctx.dry_run then return end
+    if not ctx.limit:take(all) and not ctx.dry_run then r:held(p, all); return end
   end
   r.planned = r.planned + 1
   local kid, sid = rawget(p.kf, "Id"), math.tointeger(d.id) or p.ssl_id
@@ -171,9 +172,11 @@ local function sync(ctx, policy, p, d, spawn)
       write = function() return ctx.sectigo:update(sid, pair.merged(ctx, d, newvals)) end },
   }
   if ctx.dry_run then
+    -- Printed (and saved with --plan-out) per side, as apply writes each side on its own.
     for _, side in ipairs(sides) do
       if #side.changes > 0 then
-        pair.print_plan(side.target, p, side.label, rawget(p.kf, "IssuedCN"), side.changes)
+        pair.plan(ctx, { target = side.target, direction = side.direction, id_label = side.label,
+          label = rawget(p.kf, "IssuedCN"), keyfactor_id = kid, sectigo_id = sid }, p, side.changes)
         r:changed(p.serial, side.label, side.changes)
       end
     end

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The command-line contract: usage errors, versions, script errors, search order, safe paths.
+# The command-line contract: usage errors, help, completion, versions, the commands run from
+# lib/ (check, apply), script errors, search order, safe paths.
 # usage: test_cli.sh METASYNC_BINARY
 set -u
 ms=$1
@@ -15,18 +16,112 @@ rc() { [ "$(cat "$t/rc")" = "$1" ]; }
 has() { grep -q -- "$2" "$t/$1"; }
 lines() { [ "$(wc -l <"$t/$1")" -eq "$2" ]; }
 
-run frobnicate;              check "unknown command exits 64" rc 64
-                             check "unknown command prints usage on stderr" has err "usage: metasync"
-run --frob sctokf;           check "unknown option exits 64" rc 64
-run -j zero repl;            check "bad -j exits 64" rc 64
-run --log-level loud repl;   check "bad log level exits 64" rc 64
-run;                         check "no command exits 64" rc 64
+# A usage error is the reason and a pointer to the help, two lines on stderr, not the usage.
+usage_error() { # usage_error NAME REASON: the last run was a usage error saying REASON
+  check "$1 exits 64" rc 64
+  check "$1 says why" has err "$2"
+  check "$1 points to --help" has err "^see 'metasync --help'\$"
+  check "$1 is two lines" lines err 2
+  check "$1 prints no usage" sh -c "! grep -q 'usage: metasync' '$t/err'"
+}
+run frobnicate;              usage_error "unknown command" "^metasync: unknown command 'frobnicate'\$"
+run --frob sctokf;           usage_error "unknown option" "unknown option '--frob'"
+run -j zero repl;            usage_error "bad -j" "--concurrency expects a number"
+run --log-level loud repl;   usage_error "bad log level" "unknown log level 'loud'"
+run;                         usage_error "no command" "no command given"
+run sctokf extra;            usage_error "an argument to sctokf" "unexpected argument 'extra'"
 run --help;                  check "--help exits 0" rc 0
                              check "--help on stdout" has out "kftosc"
+                             check "--help lists check" has out "^  check "
+                             check "--help lists apply" has out "^  apply PLAN "
+                             check "--help lists help" has out "^  help \[COMMAND\] "
+                             check "--help lists completion" has out "^  completion SHELL "
 run --version;               check "--version exits 0" rc 0
 for w in "metasync " "Lua 5.4" "libcurl " "PCRE2 " "lua-cjson " "sqlite "; do
   check "--version names $w" has out "$w"
 done
+# The commit it was built from (git rev-parse --short HEAD when configured; "unknown" outside git).
+check "--version names the commit" grep -Eq '^metasync [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]{4,40}|unknown)\)$' "$t/out"
+
+# Help for each command, two ways: `metasync help CMD` and `metasync CMD --help` (or -h), on
+# stdout with exit 0, the same text, with examples.
+for c in sctokf kftosc sync report revert run repl check apply help completion; do
+  run help "$c";             check "help $c exits 0" rc 0
+                             check "help $c is $c's usage" has out "^usage: metasync .*$c"
+                             check "help $c has examples" has out "^examples:"
+                             check "help $c on stdout only" [ ! -s "$t/err" ]
+  cp "$t/out" "$t/help"
+  run "$c" --help;           check "$c --help exits 0" rc 0
+                             check "$c --help is help $c" cmp -s "$t/out" "$t/help"
+  run "$c" -h;               check "$c -h is help $c" cmp -s "$t/out" "$t/help"
+done
+run help;                    check "help alone exits 0" rc 0
+                             check "help alone is the general help" has out "^usage: metasync \[options\] <command>"
+run help SYNC;               check "help takes a command in any case" has out "^usage: metasync \[options\] sync"
+run help frobnicate;         usage_error "help for an unknown command" "no help for 'frobnicate'"
+run help sync revert;        usage_error "help with two commands" "help takes one command"
+# run: --help in place of the script is run's help (it used to look for a file named --help);
+# after the script, it is the script's own argument.
+run run --help;              check "run --help is not a script" has out "^usage: metasync \[options\] run SCRIPT"
+printf 'print("script got", ...)\n' >"$t/echo.lua"
+run run "$t/echo.lua" --help; check "run SCRIPT --help goes to the script" has out "script got	--help"
+run -c /nonexistent sync --help; check "--help wins over running the command" has out "^usage: metasync \[options\] sync"
+                             check "--help runs nothing" [ ! -s "$t/err" ]
+
+# check and apply: their usage errors here; what they do with the stock lib/ below and in
+# tests/integration/test_check.lua.
+run check extra;             usage_error "check with an argument" "unexpected argument 'extra'"
+run apply;                   usage_error "apply without a plan" "apply needs a plan file"
+run apply a.json b.json;     usage_error "apply with two plans" "unexpected argument 'b.json'"
+
+# completion: a script for bash and zsh, made from the commands and options themselves.
+run completion;              usage_error "completion without a shell" "completion needs a shell"
+run completion fish;         usage_error "completion for another shell" "unknown shell 'fish'"
+run completion zsh;          check "completion zsh exits 0" rc 0
+                             check "completion zsh is a compdef" has out "^#compdef metasync"
+                             check "completion zsh has the commands" has out "'check:check the configuration"
+                             check "completion zsh completes --format" has out "(csv jsonl)"
+if command -v zsh >/dev/null 2>&1; then
+  check "completion zsh parses" zsh -n "$t/out"
+fi
+run completion bash;         check "completion bash exits 0" rc 0
+                             check "completion bash parses" bash -n "$t/out"
+cp "$t/out" "$t/completion.bash"
+# complete WORDS...: what the bash completion offers for the last word (empty for a new word).
+complete_words() {
+  bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _metasync; printf "%s\n" "${COMPREPLY[@]}"' \
+    sh "$t/completion.bash" "$@" >"$t/out" 2>"$t/err"
+}
+complete_words metasync "";             check "bash completes the commands" has out "^check$"
+                                        check "bash completes all commands" [ "$(wc -l <"$t/out")" -eq 11 ]
+complete_words metasync re;             check "bash completes a prefix" [ "$(sort "$t/out" | tr '\n' ' ')" = "repl report revert " ]
+complete_words metasync --format "";    check "bash completes --format values" [ "$(tr '\n' ' ' <"$t/out")" = "csv jsonl " ]
+complete_words metasync --log-level d;  check "bash completes --log-level values" [ "$(cat "$t/out")" = "debug" ]
+complete_words metasync sync --dr;      check "bash completes options after the command" [ "$(cat "$t/out")" = "--dry-run" ]
+complete_words metasync -c /tmp sy;     check "bash skips an option's argument" [ "$(cat "$t/out")" = "sync" ]
+complete_words metasync help che;       check "bash completes help's command" [ "$(cat "$t/out")" = "check" ]
+complete_words metasync completion z;   check "bash completes completion's shell" [ "$(cat "$t/out")" = "zsh" ]
+complete_words metasync report l;       check "bash completes a run id" [ "$(cat "$t/out")" = "last" ]
+complete_words metasync --vers;         check "bash completes --version" [ "$(cat "$t/out")" = "--version" ]
+                                        check "bash completion is quiet" [ ! -s "$t/err" ]
+
+# check and apply run their Lua from the stock lib/ (found beside the executable) with their
+# arguments: a copy of the binary beside a stand-in lib/ shows exactly what each is handed.
+mkdir -p "$t/fake/share/metasync/lib/metasync" "$t/fake/share/metasync/scripts"
+cp "$ms" "$t/fake/metasync"
+lib=$t/fake/share/metasync/lib/metasync
+printf 'local o = require "metasync.options"\nprint("applycmd", select("#", ...), table.concat({...}, " "), o.dry_run, o.command)\n' >"$lib/applycmd.lua"
+printf 'local o = require "metasync.options"\nprint("checkcmd", select("#", ...), table.concat({...}, " "), o.config_dir)\nreturn 1\n' >"$lib/check.lua"
+fake() { "$t/fake/metasync" "$@" >"$t/out" 2>"$t/err"; echo $? >"$t/rc"; }
+fake apply plan.json --dry-run; check "apply hands the plan to applycmd.lua" has out "^applycmd	2	apply plan.json	true	apply$"
+fake --dry-run apply plan.json; check "apply --dry-run before the command" has out "^applycmd	2	apply plan.json	true	apply$"
+fake apply plan.json;           check "apply without --dry-run" has out "^applycmd	2	apply plan.json	false	apply$"
+fake -c cfgdir check;           check "check runs check.lua" has out "^checkcmd	1	check	cfgdir$"
+                                check "check's exit code is check.lua's" rc 1
+fake check -c cfgdir;           check "check takes options after it" has out "^checkcmd	1	check	cfgdir$"
+rm "$lib/applycmd.lua"
+fake apply plan.json;           check "a missing applycmd.lua exits 1" rc 1
+                                check "a missing applycmd.lua is named" has err "lib/metasync/applycmd.lua"
 
 # The journal commands: argument errors are usage errors; no state yet is one clear line.
 run revert;                  check "revert without a run exits 64" rc 64

@@ -153,13 +153,20 @@ function H.config_dir(over, fields, banned)
   return d
 end
 
--- run(dir, command, extra, env) -> exit code, stdout, stderr, log text. Runs in dir, so logs/ lands there.
+-- The logs of a run with config directory dir: <home>/logs/, the home being dir's parent (where
+-- the old tool kept its executable and logs/), whatever the working directory.
+function H.home(dir) return (dir:gsub("/+$", ""):match("^(.*)/[^/]*$")) end
+function H.main_log(dir) return H.home(dir) .. "/logs/MetadataSync.log" end
+function H.errors_log(dir) return H.home(dir) .. "/logs/MetadataSync-Errors.log" end
+
+-- run(dir, command, extra, env) -> exit code, stdout, stderr, log text. Runs in dir (not the
+-- home), so a log written relative to the working directory would be missed.
 function H.run(dir, command, extra, env)
   local out, err = dir .. "/.stdout", dir .. "/.stderr"
   local cmd = string.format("cd %s && %s %s -c %s %s %s >%s 2>%s", H.sh_quote(dir), env or "", H.sh_quote(H.metasync),
     H.sh_quote(dir), extra or "", command, H.sh_quote(out), H.sh_quote(err))
   local _, _, rc = os.execute(cmd)
-  local logtext = (H.read(dir .. "/logs/metasync.log") or "") .. (H.read(dir .. "/logs/metasync-errors.log") or "")
+  local logtext = (H.read(H.main_log(dir)) or "") .. (H.read(H.errors_log(dir)) or "")
   return rc, H.read(out) or "", H.read(err) or "", logtext
 end
 

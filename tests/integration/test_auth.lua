@@ -20,7 +20,7 @@ local dir = H.config_dir({
 local rc, out, err = H.run(dir, "sctokf", "-v", "METASYNC_KEYFACTOR_CLIENT_SECRET=sim-secret")
 H.eq(rc, 0, "OAuth run: " .. err)
 H.eq(H.kf_cert(H.state(), 1).Metadata.CostCenter, "CC-1", "synced over OAuth (plain serials)")
-local all = out .. err .. (H.read(dir .. "/logs/metasync.log") or "")
+local all = out .. err .. (H.read(H.main_log(dir)) or "")
 assert(not all:find("sim-secret", 1, true), "client secret leaked")
 assert(not all:find("Bearer ", 1, true), "token leaked")
 

@@ -52,7 +52,7 @@ assert(out:find("failed: +0"), out)
 assert(out:find("fields created: +6"), out)
 assert(out:find("fields updated: +1"), out)
 assert(out:find("duration:"), out)
-local logtext = H.read(dir .. "/logs/metasync.log")
+local logtext = H.read(H.main_log(dir))
 assert(logtext and logtext:find("unmatched serial FFFF0001"), "unmatched serial in the log")
 assert(logtext:find("| INFO  | "), "old tool's line format")
 

@@ -67,7 +67,7 @@ local rc, out, err, logs = H.run(dir, "sctokf", "-v --log-level trace")
 H.eq(rc, 2, "sctokf with 401s: exit code\n" .. out .. err)
 has("sctokf summary", out, "login failed for password ***")
 has("sctokf summary", out, "with password ***")
-has("sctokf errors log", H.read(dir .. "/logs/metasync-errors.log") or "", "login failed for password ***")
+has("sctokf errors log", H.read(H.errors_log(dir)) or "", "login failed for password ***")
 clean("sctokf", out, err, logs)
 -- what the run journaled, as `metasync report` prints it
 rc, out, err = H.run(dir, "report")

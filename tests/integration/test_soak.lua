@@ -300,7 +300,7 @@ local function soak_run(dir, command, figures)
   local t0 = task.now()
   local rc, out, err = H.run(dir, command)
   local wall = task.now() - t0
-  local logtext = H.read(dir .. "/logs/metasync.log") or ""
+  local logtext = H.read(H.main_log(dir)) or ""
   local seen = logged[dir] or 0
   logged[dir] = #logtext
   logtext = logtext:sub(seen + 1)

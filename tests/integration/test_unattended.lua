@@ -103,7 +103,7 @@ for _, sig in ipairs({ { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } }) d
   local all = table.concat(text, "\n")
   H.eq(code, sig[2], sig[3] .. " exit code:\n" .. all)
   assert(all:find("INTERRUPTED by " .. sig[3], 1, true), all)
-  local logtext = H.read(dir .. "/logs/metasync.log") or ""
+  local logtext = H.read(H.main_log(dir)) or ""
   assert(logtext:find("[END] metasync sctokf", 1, true) and logtext:find("interrupted by " .. sig[3], 1, true), logtext)
   local done = kf_writes()
   assert(done >= 1 and done < 40, sig[3] .. ": the run stopped early (" .. done .. " of 40 written)")

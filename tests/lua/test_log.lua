@@ -219,6 +219,65 @@ log.setup{level = "info", file = dfile, errors_file = false, stderr = false, max
 for i = 1, 200 do log.info("Big", "%05d %s", i, kib) end
 assert(exists(dfile .. ".5") and not exists(dfile .. ".6"), "default archive count is not 5")
 
+-- archives named by a template, as NLog's archiveFileName: in a directory made when the first
+-- archive is written, numbered Rolling (0 the newest), each file with its own rotation
+local adir = dir .. "/Archive"
+local afile, aerr = dir .. "/MetadataSync.log", dir .. "/MetadataSync-Errors.log"
+assert(log.setup{level = "info", file = afile, errors_file = aerr, stderr = false, max_size = 300, max_files = 2,
+  archive = adir .. "/MetadataSync.log.{#}.log", errors_archive = adir .. "/MetadataSync-Errors.log.{##}.log",
+  errors_max_size = 150, errors_max_files = 3})
+local archives = {adir .. "/MetadataSync.log.0.log", adir .. "/MetadataSync.log.1.log", adir .. "/MetadataSync.log.2.log",
+  adir .. "/MetadataSync-Errors.log.00.log", adir .. "/MetadataSync-Errors.log.01.log",
+  adir .. "/MetadataSync-Errors.log.02.log", adir .. "/MetadataSync-Errors.log.03.log"}
+for _, p in ipairs(archives) do created[#created + 1] = p end
+created[#created + 1] = afile
+created[#created + 1] = aerr
+log.info("Arc", "first")
+assert(not exists(adir .. "/MetadataSync.log.0.log"), "no archive before the size is reached")
+for i = 1, 30 do log.info("Arc", "line %03d", i) end
+assert(not exists(afile .. ".1") and not exists(dir .. "/MetadataSync.log.0.log"), "archive beside the file")
+assert(exists(archives[1]) and exists(archives[2]) and not exists(archives[3]), "main archives: .0 and .1 only")
+-- .0 is the newest: its lines come right before the live file's, .1's before it
+local n0 = tonumber(read(archives[1]):match("line (%d+)\n$"))
+local n1 = tonumber(read(archives[2]):match("line (%d+)\n$"))
+local nlive = tonumber(read(afile):match("line (%d+)"))
+assert(n1 < n0 and n0 + 1 == nlive, ("rolling order: .1 ends %d, .0 ends %d, live starts %d"):format(n1, n0, nlive))
+assert(not exists(archives[4]), "the errors file has not rotated yet (nothing at error)")
+for i = 1, 12 do log.error("Arc", "err %02d", i) end
+assert(exists(archives[4]) and exists(archives[6]) and not exists(archives[7]), "errors archives: 00..02, padded")
+for _, p in ipairs{afile, aerr, archives[4], archives[6]} do
+  for _, l in ipairs(lines(p)) do assert(l:match(pat), l) end
+end
+assert(#read(aerr) <= 150 and #read(archives[4]) <= 150, "the errors file rotates at its own size")
+-- a template needs exactly one {#}
+assert(not pcall(log.setup, {file = afile, archive = adir .. "/x.log"}))
+assert(not pcall(log.setup, {file = afile, archive = adir .. "/{#}.{#}.log"}))
+assert(not pcall(log.setup, {file = afile, errors_archive = adir .. "/{#x}.log"}))
+assert(not pcall(log.setup, {file = afile, errors_max_files = 101}))
+
+-- the errors file's threshold: errors_level (NLog.config's rule for ErrorLogFile)
+assert(log.setup{level = "error", file = afile, errors_file = aerr, errors_level = "warn", stderr = false})
+local before_e, before_m = #lines(aerr), #lines(afile)
+log.info("Lvl", "dropped everywhere")
+log.warn("Lvl", "warn only in the errors file")
+log.error("Lvl", "error in both")
+assert(#lines(aerr) == before_e + 2 and #lines(afile) == before_m + 1)
+assert(lines(aerr)[before_e + 1]:find("| WARN  | Lvl | warn only in the errors file", 1, true))
+assert(log.enabled("warn") and not log.enabled("info"), "enabled() counts the errors file's threshold")
+assert(not pcall(log.setup, {errors_level = "loud"}))
+
+-- the defaults are the old tool's names, under logs/ of the working directory: tried in a
+-- child (this binary, through /proc) started elsewhere, not to write into the source tree
+local pid = read("/proc/self/stat"):match("^(%d+)")
+local cwd_base = os.tmpname()
+os.remove(cwd_base)
+assert(os.execute("mkdir -p '" .. cwd_base .. ".cwd'"))
+local defaults = "cd '" .. cwd_base .. ".cwd' && /proc/" .. pid .. "/exe run /dev/stdin <<'EOF'\n" ..
+  "assert(require('metasync.log').setup{stderr = false})\nEOF"
+assert(os.execute(defaults), "setup with the defaults")
+assert(exists(cwd_base .. ".cwd/logs/MetadataSync.log") and exists(cwd_base .. ".cwd/logs/MetadataSync-Errors.log"))
+os.execute("rm -rf '" .. cwd_base .. ".cwd'")
+
 -- reconfiguring closes the old files; setup reports an unusable path as nil, message
 local ok, err = log.setup{file = "/proc/nonexistent/dir/x.log", errors_file = false, stderr = false}
 assert(ok == nil and type(err) == "string" and err:find("/proc/nonexistent", 1, true), tostring(err))

@@ -290,7 +290,7 @@ static bool start_server(struct server *srv, const char *host, int port)
   return true;
 }
 
-/* The installed layout keeps the Lua code in <prefix>/share/metasync/sim next to bin/. */
+/* The installed layout keeps the Lua code in <prefix>/share/metasync/sim. */
 static void lua_dir(char *out, size_t size)
 {
   char exe[PATH_MAX];
@@ -301,9 +301,13 @@ static void lua_dir(char *out, size_t size)
     if (slash) {
       *slash = '\0';
       struct stat st;
-      int k = snprintf(out, size, "%s/../share/metasync/sim", exe);
-      if (k > 0 && (size_t)k < size && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
-        return;
+      /* bin/ (an older layout) or libexec/metasync/, where it is installed now. */
+      const char *rel[] = {"/../share/metasync/sim", "/../../share/metasync/sim"};
+      for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+        int k = snprintf(out, size, "%s%s", exe, rel[i]);
+        if (k > 0 && (size_t)k < size && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+          return;
+      }
     }
   }
   snprintf(out, size, "%s", SIM_LUA_DIR);
