@@ -38,6 +38,7 @@ static const char usage_text[] =
     "      --log-level LEVEL   trace, debug, info, warn, error or fatal\n"
     "  -v, --verbose           debug logging and full tracebacks on errors\n"
     "      --dry-run           compute and print the plan, write nothing\n"
+    "      --plan-out FILE     a dry run that also saves its plan to FILE, for metasync apply\n"
     "  -j, --concurrency N     requests in flight per API (default: the config's, else 16)\n"
     "      --format FORMAT     report: csv (the default) or jsonl\n"
     "      --max-changes N|P%  write at most N certificates (or P% of those matched); more is exit 4\n"
@@ -79,6 +80,7 @@ struct command_help {
   "  -c, --config DIR        configuration directory (default ./config)\n"                    \
   "      --scripts DIR       look for the policy script here first\n"                         \
   "      --dry-run           print each change ('Field: old -> new'), write nothing\n"        \
+  "      --plan-out FILE     a dry run that also saves its plan to FILE, for metasync apply\n"\
   "  -j, --concurrency N     requests in flight per API (default: the config's, else 16)\n"   \
   "      --max-changes N|P%  write at most N certificates (or P% of those indexed); exit 4\n" \
   "      --wait-lock SECONDS wait this long for another run on the same state to end\n"       \

@@ -1,6 +1,7 @@
 #!/bin/sh
-# The demo: build, start metasync-sim with generated data, run sctokf then kftosc against it with a
-# copy of config/, show the summaries, stop the simulator. Nothing in the repository is changed.
+# The demo: build, start metasync-sim with generated data, run sctokf, kftosc and a two-way sync
+# against it with a copy of config/, show the summaries, stop the simulator. Nothing in the
+# repository is changed; the runs' logs are kept in ${TMPDIR:-/tmp}/metasync-demo-logs/.
 # usage: tools/demo.sh [CERTS]
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,7 +15,13 @@ sim=$root/build/tests/sim/metasync-sim
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/metasync-demo.XXXXXX")
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+logs=${TMPDIR:-/tmp}/metasync-demo-logs
+# The logs outlive the demo, so they can be opened afterwards; the rest goes.
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null
+  if [ -d "$work/logs" ]; then rm -rf "$logs"; cp -r "$work/logs" "$logs"; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT INT TERM
 mkfifo "$work/ready"
 "$sim" --certs "$certs" --seed 42 --sectigo-port 0 --keyfactor-port 0 >"$work/ready" 2>"$work/sim.log" &
@@ -51,5 +58,5 @@ step "5. two-way: Keyfactor's edit goes to Sectigo, nothing else moves" "metasyn
 "$ms" -c config sync || true
 step "6. what that run wrote (the journal)" "metasync report last"
 "$ms" -c config report last || true
-printf '\nLogs of the runs (old tool format): %s\n' "logs/MetadataSync.log, logs/MetadataSync-Errors.log"
+printf '\nLogs of the runs (old tool format), kept after the demo: %s\n' "$logs/MetadataSync.log, $logs/MetadataSync-Errors.log"
 tail -n 3 logs/MetadataSync.log

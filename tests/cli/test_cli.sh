@@ -36,6 +36,10 @@ run --help;                  check "--help exits 0" rc 0
                              check "--help lists apply" has out "^  apply PLAN "
                              check "--help lists help" has out "^  help \[COMMAND\] "
                              check "--help lists completion" has out "^  completion SHELL "
+# Every option the parser takes is in the help (the completion lists them from the parser).
+for opt in $("$ms" completion bash | sed -n "s/^  local options='\(.*\)'$/\1/p"); do
+  check "--help documents $opt" grep -q -- "$opt[ ,]" "$t/out"
+done
 run --version;               check "--version exits 0" rc 0
 for w in "metasync " "Lua 5.4" "libcurl " "PCRE2 " "lua-cjson " "sqlite "; do
   check "--version names $w" has out "$w"
