@@ -53,6 +53,7 @@ static struct {
     int use_stderr;
     int stderr_level;
     int stderr_follows; /* stderr_level was not given: it tracks set_level */
+    int json;           /* the files get one JSON object per line (logFormat json) */
     Sink main, errors;
     char logger_default[64];
     char run_id[9];
@@ -183,6 +184,23 @@ static int min_enabled(void) {
 
 int mslog_enabled(int level) { return level >= min_enabled(); }
 
+/* A JSON string: quotes, backslashes and control characters escaped; other bytes as they are
+ * (messages are UTF-8 text). */
+static void json_str(Buf *b, const char *s, size_t n) {
+    buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; buf_add(b, e, 2); }
+        else if (c == '\n') buf_adds(b, "\\n");
+        else if (c == '\t') buf_adds(b, "\\t");
+        else if (c < 0x20 || c == 0x7f) { char e[8]; snprintf(e, sizeof e, "\\u%04x", c); buf_adds(b, e); }
+        else buf_add(b, (const char *)&s[i], 1);
+    }
+    buf_add(b, "\"", 1);
+}
+
+static const char *run_id(void);
+
 static void emit(int level, const char *logger, const char *msg, size_t len) {
     if (level < MSLOG_TRACE) level = MSLOG_TRACE;
     if (level > MSLOG_FATAL) level = MSLOG_FATAL;
@@ -218,8 +236,41 @@ static void emit(int level, const char *logger, const char *msg, size_t len) {
         fwrite(line.p, 1, line.n, stderr);
         fflush(stderr);
     }
-    if (level >= st.level) sink_write(&st.main, line.p, line.n);
-    if (level >= st.errors_level) sink_write(&st.errors, line.p, line.n);
+    /* The files may want JSON for a log shipper; the console stays for people. */
+    Buf file = line;
+    Buf jl = {0};
+    if (st.json) {
+        struct tm utc;
+        char iso[48];
+        gmtime_r(&ts.tv_sec, &utc);
+        size_t il = strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &utc);
+        snprintf(iso + il, sizeof iso - il, ".%03ldZ", (long)(ts.tv_nsec / 1000000));
+        const char *body = line.p;
+        size_t blen = line.n - 1;
+        /* the message is what follows the third " | " of the text line (already redacted) */
+        for (int bars = 0; bars < 3; bars++) {
+            size_t k = 0;
+            while (k + 3 <= blen && memcmp(body + k, " | ", 3) != 0) k++;
+            if (k + 3 > blen) break;
+            blen -= k + 3;
+            body += k + 3;
+        }
+        buf_adds(&jl, "{\"time\":\"");
+        buf_adds(&jl, iso);
+        buf_adds(&jl, "\",\"level\":\"");
+        buf_adds(&jl, level_names[level]);
+        buf_adds(&jl, "\",\"logger\":");
+        json_str(&jl, logger && *logger ? logger : st.logger_default, strlen(logger && *logger ? logger : st.logger_default));
+        buf_adds(&jl, ",\"run_id\":\"");
+        buf_adds(&jl, run_id());
+        buf_adds(&jl, "\",\"message\":");
+        json_str(&jl, body, blen);
+        buf_adds(&jl, "}\n");
+        if (!jl.failed) file = jl;
+    }
+    if (level >= st.level) sink_write(&st.main, file.p, file.n);
+    if (level >= st.errors_level) sink_write(&st.errors, file.p, file.n);
+    free(jl.p);
     free(line.p);
 }
 
@@ -486,6 +537,9 @@ static int l_setup(lua_State *L) {
     ArchiveSpec arch = opt_archive(L, "archive");
     ArchiveSpec earch = opt_archive(L, "errors_archive");
     const char *def = opt_path(L, "logger_default", DEFAULT_LOGGER);
+    const char *format = opt_path(L, "format", "text");
+    if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
+        luaL_error(L, "log.setup: 'format' must be \"text\" or \"json\"");
     if (!def || !*def || strlen(def) >= sizeof st.logger_default)
         luaL_error(L, "log.setup: 'logger_default' must be a non-empty string under 64 bytes");
 
@@ -496,6 +550,7 @@ static int l_setup(lua_State *L) {
     st.stderr_level = stderr_level;
     st.stderr_follows = !has_stderr_level;
     st.use_stderr = use_stderr;
+    st.json = strcmp(format, "json") == 0;
     strcpy(st.logger_default, def);
     char err[512];
     if (open_sink(&st.main, file, (long)max_size, (int)max_files, arch, err, sizeof err) != 0 ||

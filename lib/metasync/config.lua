@@ -47,6 +47,7 @@ M.KEYS = {
   { "connectTimeoutSeconds", "num", 10, min = 1, max = 86400 },
   { "caFile", "str" }, { "proxy", "str" }, { "insecureSkipVerify", "bool", false },
   { "logDirectory", "str", "logs" }, { "logLevel", "level", "info" },
+  { "logFormat", "enum", "text", values = { "text", "json" } },
   -- the old tool's names (its NLog.config's logFileName and errorFileName), which shippers watch
   { "logFileName", "str", "MetadataSync.log" }, { "errorLogFileName", "str", "MetadataSync-Errors.log" },
   { "logMaxSizeMB", "num", 10, min = 0, max = 10240 }, { "logMaxFiles", "int", 5, min = 1, max = 100 },

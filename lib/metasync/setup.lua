@@ -106,7 +106,8 @@ local function setup_log(cfg, opts)
     max_size = s.max_size, max_files = s.max_files,
     errors_file = not errors_off and s.errors_file, errors_level = not errors_off and s.errors_level or nil,
     errors_archive = s.errors_archive, errors_max_size = s.errors_max_size, errors_max_files = s.errors_max_files,
-    stderr = true, stderr_level = opts.verbose and level or (opts.quiet and "error" or "warn") }
+    stderr = true, stderr_level = opts.verbose and level or (opts.quiet and "error" or "warn"),
+    format = cfg.logFormat or "text" }
   if not ok then
     if s.source then return nil, string.format("%s: cannot write the logs: %s", s.source, tostring(err)) end
     return nil, string.format("%s/config.json: key 'logDirectory': %s", cfg.dir, tostring(err))

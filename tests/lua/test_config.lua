@@ -146,4 +146,8 @@ write(d, "fields.json", [[{"ManualFields": [
 local e = err_of(d)
 assert(e:find("key 'ManualFields[1].syncDirection': manual fields go only sctokf", 1, true), e)
 assert(e:find([[key 'CustomFields[1].syncDirection': expected both, sctokf or kftosc, got "up"]], 1, true), e)
+-- logFormat: text (the old tool's lines) or json
+assert(assert(config.load(setup())).logFormat == "text", "logFormat default")
+assert(assert(config.load(setup(', "logFormat": "JSON"'))).logFormat == "json", "logFormat json")
+assert(err_of(setup(', "logFormat": "xml"')):find("key 'logFormat': expected one of text, json", 1, true))
 print("ok")

@@ -282,6 +282,38 @@ os.execute("rm -rf '" .. cwd_base .. ".cwd'")
 local ok, err = log.setup{file = "/proc/nonexistent/dir/x.log", errors_file = false, stderr = false}
 assert(ok == nil and type(err) == "string" and err:find("/proc/nonexistent", 1, true), tostring(err))
 
+-- format = "json": one JSON object per line in the files, the message escaped and redacted
+do
+  local jdir = os.tmpname()
+  os.remove(jdir)
+  assert(os.execute("mkdir -p '" .. jdir .. "'"))
+  assert(log.setup { file = jdir .. "/m.log", errors_file = jdir .. "/e.log", stderr = false, format = "json" })
+  log.add_secret("Hunter2-Secret")
+  log.info("sync", 'a "quoted" value\nsecond line\t\1 with password Hunter2-Secret')
+  log.error("main", "boom")
+  local jf = assert(io.open(jdir .. "/m.log"))
+  local text = jf:read("a")
+  jf:close()
+  local json = require("metasync.json")
+  local n = 0
+  for line in text:gmatch("[^\n]+") do
+    local o = json.decode(line)
+    assert(o.time:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"), o.time)
+    assert(o.run_id == log.run_id() and (o.level == "info" or o.level == "error"), line)
+    n = n + 1
+    if n == 1 then
+      assert(o.logger == "sync" and o.message:find('a "quoted" value\nsecond line\t\1', 1, true), o.message)
+      assert(not line:find("Hunter2-Secret", 1, true), "a secret in a JSON line: " .. line)
+    end
+  end
+  assert(n == 2, "two JSON lines, got " .. n)
+  local ejf = assert(io.open(jdir .. "/e.log"))
+  assert(json.decode(ejf:read("l")).message == "boom", "the errors file is JSON too")
+  ejf:close()
+  assert(not pcall(log.setup, { file = false, errors_file = false, format = "xml" }), "format must be text or json")
+  os.execute("rm -rf '" .. jdir .. "'")
+end
+
 log.setup{file = false, errors_file = false, stderr = true}
 cleanup()
 print("test_log: ok")
