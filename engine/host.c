@@ -162,6 +162,10 @@ static void set_options(lua_State *L, const HostOptions *o) {
     lua_pushstring(L, o->report);
     lua_setfield(L, -2, "report");
   }
+  if (o->repl_chunk) {
+    lua_pushstring(L, o->repl_chunk);
+    lua_setfield(L, -2, "repl_chunk");
+  }
   /* Whether a status line can be drawn (lib/metasync/progress.lua): Lua has no isatty. */
   lua_pushboolean(L, isatty(2));
   lua_setfield(L, -2, "stderr_tty");
@@ -261,6 +265,12 @@ int host_run_file(lua_State *L, const char *path, const HostOptions *o) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setglobal(L, "arg");
+  /* `metasync run`: the REPL's globals (clients, helpers), each made on first use, so a script
+   * that uses none runs without a configuration (lib/metasync/shell.lua). */
+  if (strcmp(o->command, "run") == 0 && luaL_dostring(L, "require('metasync.shell').lazy()") != LUA_OK) {
+    report_error(L, o);
+    return 1;
+  }
   if (luaL_loadfile(L, path) != LUA_OK) {
     report_error(L, o);
     return 1;

@@ -16,6 +16,7 @@ typedef struct {
   const char *plan_out;    /* --plan-out FILE: a dry run saves its plan there, or NULL */
   int progress, quiet;     /* --progress (status line even off a terminal), --quiet */
   const char *report;      /* --report FILE: one row per certificate, or NULL */
+  const char *repl_chunk;  /* repl -e CHUNK: run this chunk and exit, or NULL */
   char **args;             /* what follows the command */
   int nargs;
 } HostOptions;

@@ -192,15 +192,20 @@ static const struct command_help command_helps[] = {
      "  metasync -c /etc/metasync run report-owners.lua --csv    --csv is the script's\n"
      "  echo 'return 3' > three.lua; metasync run three.lua; echo $?   prints 3\n"},
     {"repl", "interactive Lua shell with live clients for both APIs",
-     "usage: metasync [options] repl\n"
+     "usage: metasync [options] repl [-e CHUNK]\n"
      "\n"
      "An interactive Lua 5.4 shell with the engine's modules and, when the configuration loads,\n"
      "live clients for both APIs as the globals sectigo and keyfactor (config holds the\n"
-     "configuration). A bare expression prints its values, input may span lines, Ctrl-C\n"
-     "cancels the running line. On a terminal: line editing, history (~/.metasync_history) and\n"
-     "completion of names. It also reads plain lines from a pipe.\n"
+     "configuration), plus helpers for everyday questions: help() lists them. A bare expression\n"
+     "prints its values, input may span lines, Ctrl-C cancels the running line. On a terminal:\n"
+     "line editing, history (~/.metasync_history) and completion of names, field names and\n"
+     "config keys. It also reads plain lines from a pipe. -e CHUNK runs one chunk and exits\n"
+     "(exit 1 if it fails).\n"
      "\n"
      "examples:\n"
+     "  metasync repl -e 'show(missing(\"CostCenter\", \"keyfactor\"))'\n"
+     "  metasync repl -e 'side(\"0A:11:22:33\")'\n"
+     "  metasync repl -e 'csv(values(\"sectigo\"), \"sectigo-fields.csv\")'\n"
      "  metasync -c /etc/metasync repl\n"
      "    > sectigo:custom_fields()\n"
      "    > keyfactor:metadata_fields()\n"
@@ -553,7 +558,23 @@ int main(int argc, char **argv) {
     static char path[4096];
     snprintf(path, sizeof path, "%s/lib/metasync/journalcmd.lua", host_stock_dir());
     script = path;
-  } else if (policy || strcmp(command, "repl") == 0) {
+  } else if (strcmp(command, "repl") == 0) {
+    /* repl [-e CHUNK]: -e and its chunk are taken out before the options are read, so a chunk
+     * starting with '-' is never read as an option; other options may come anywhere. */
+    char **av = malloc(((size_t)argc + 1) * sizeof *av);
+    if (!av) return 1;
+    int ac = 0, bad = 0;
+    for (int i = 0; i < argc; i++) {
+      if (i < optind || strcmp(argv[i], "-e") != 0) av[ac++] = argv[i];
+      else if (i + 1 < argc && !o.repl_chunk) o.repl_chunk = argv[++i];
+      else bad = 1;
+    }
+    av[ac] = NULL;
+    rc = bad ? usage(o.repl_chunk ? "-e given twice" : "-e needs a Lua chunk") : parse_options(ac, av, &o);
+    if (rc == 0 && optind < ac) rc = usage("unexpected argument '%s'", av[optind]);
+    free(av);
+    if (rc) return rc < 0 ? 0 : rc;
+  } else if (policy) {
     /* Options may also follow these commands: `metasync sctokf --dry-run`. */
     if ((rc = parse_options(argc, argv, &o))) return rc < 0 ? 0 : rc;
     if (optind < argc) return usage("unexpected argument '%s'", argv[optind]);

@@ -2,7 +2,10 @@
  * ("return <line>"), else as statements, reading more lines while the parser only lacks input.
  * Chunks run as scheduler tasks so HTTP calls work interactively; results are pretty-printed.
  * On a terminal: libedit line editing, history in ~/.metasync_history, completion of globals
- * and fields. Otherwise lines are read plainly and nothing but program output is written. */
+ * and fields, and inside a string of field names and config keys. Otherwise lines are read
+ * plainly and nothing but program output is written; `repl -e CHUNK` runs one chunk. Off a
+ * terminal a chunk that fails makes the exit status 1 (130 after Ctrl-C), so scripts notice.
+ * The globals, help and the helpers are Lua (lib/metasync/shell.lua). */
 #include "modules.h"
 #include "redact.h"
 
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #ifndef METASYNC_VERSION
@@ -32,11 +36,16 @@
 
 static volatile sig_atomic_t running;     /* a chunk is executing */
 static volatile sig_atomic_t interrupted; /* Ctrl-C while reading */
+static volatile sig_atomic_t stopped;     /* Ctrl-C while a chunk ran */
 
 static void on_sigint(int sig) {
     (void)sig;
-    if (running) sched_interrupt();
-    else interrupted = 1;
+    if (running) {
+        stopped = 1;
+        sched_interrupt();
+    } else {
+        interrupted = 1;
+    }
 }
 
 /* No SA_RESTART: a Ctrl-C at the prompt must make the pending read return. */
@@ -107,9 +116,18 @@ static int is_identifier(const char *s, size_t n) {
     return 1;
 }
 
+/* json.null (cjson's NULL lightuserdata) reads as what it stands for. */
+static int is_null(lua_State *L, int idx) {
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
 /* A scalar as it reads in Lua source (strings quoted); tostring for the rest. */
 static void pp_scalar(lua_State *L, int idx) {
     size_t n;
+    if (is_null(L, idx)) {
+        fputs("null", stdout);
+        return;
+    }
     if (lua_type(L, idx) == LUA_TSTRING) {
         const char *s = lua_tolstring(L, idx, &n);
         pp_string(s, n);
@@ -124,6 +142,7 @@ static void pp_scalar(lua_State *L, int idx) {
 static size_t scalar_width(lua_State *L, int idx) {
     size_t n;
     const char *s;
+    if (is_null(L, idx)) return 4;
     if (lua_type(L, idx) == LUA_TSTRING) {
         s = lua_tolstring(L, idx, &n);
         return redacted_len(s, n) + 2;
@@ -308,6 +327,10 @@ static int pp_values(lua_State *L) {
 static lua_State *comp_L;
 static char **comp_list;
 static size_t comp_n, comp_next;
+static int comp_in_string; /* the word being completed is inside a string literal */
+
+/* lib/metasync/shell.lua's module table, in the registry: words() and settle() */
+static const char shell_key = 'h';
 
 static void comp_clear(void) {
     for (size_t i = comp_next; i < comp_n; i++) free(comp_list[i]);
@@ -361,6 +384,23 @@ static int as_table(lua_State *L) {
     return lua_istable(L, -1);
 }
 
+/* Inside a string: the words shell.words() offers (field names, config keys, helper names),
+ * computed from what is already loaded, so a keystroke sends no request. */
+static void comp_words(lua_State *L, const char *text) {
+    size_t tl = strlen(text);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &shell_key) != LUA_TTABLE) return;
+    lua_getfield(L, -1, "words");
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK || !lua_istable(L, -1)) return;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t wl;
+        lua_rawgeti(L, -1, i);
+        const char *w = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &wl) : NULL;
+        if (w && wl >= tl && strncmp(w, text, tl) == 0 && strlen(w) == wl) comp_add("", 0, w);
+        lua_pop(L, 1);
+    }
+}
+
 /* Complete "a.b.c" / "a:b": walk the path with raw gets (no __index code runs on a keystroke),
  * except that a non-table value's metatable __index table stands in for it, as for strings. */
 static void comp_collect(lua_State *L, const char *text) {
@@ -369,6 +409,11 @@ static void comp_collect(lua_State *L, const char *text) {
         "then", "true", "until", "while", NULL};
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 20)) return;
+    if (comp_in_string) {
+        comp_words(L, text);
+        lua_settop(L, top);
+        return;
+    }
     const char *last = strrchr(text, '.');
     const char *colon = strrchr(text, ':');
     if (colon && (!last || colon > last)) last = colon;
@@ -404,9 +449,24 @@ static char *comp_generator(const char *text, int state) {
     return comp_next < comp_n ? comp_list[comp_next++] : NULL;
 }
 
+/* Is position start of the line inside a '...' or "..." literal? */
+static int in_string_at(const char *line, int start) {
+    char q = 0;
+    for (int i = 0; i < start && line[i]; i++) {
+        char c = line[i];
+        if (q) {
+            if (c == '\\' && i + 1 < start) i++;
+            else if (c == q) q = 0;
+        } else if (c == '"' || c == '\'') {
+            q = c;
+        }
+    }
+    return q != 0;
+}
+
 static char **comp_attempt(const char *text, int start, int end) {
-    (void)start;
     (void)end;
+    comp_in_string = rl_line_buffer && in_string_at(rl_line_buffer, start);
     rl_attempted_completion_over = 1; /* no fallback to file names */
     rl_completion_append_character = '\0';
     return rl_completion_matches(text, comp_generator);
@@ -455,10 +515,10 @@ static void put_error(lua_State *L, const char *prefix) {
 
 /* Leaves the compiled chunk on the stack and returns LUA_OK, or leaves an error message and
  * returns the status; LUA_ERRSYNTAX with incomplete set means more input could complete it. */
-static int compile(lua_State *L, const char *code, size_t len, int *incomplete) {
+static int compile(lua_State *L, const char *code, size_t len, const char *name, int *incomplete) {
     static const char eof_mark[] = "<eof>";
     *incomplete = 0;
-    int st = luaL_loadbuffer(L, code, len, "=stdin");
+    int st = luaL_loadbuffer(L, code, len, name);
     if (st == LUA_ERRSYNTAX) {
         size_t ml;
         const char *msg = lua_tolstring(L, -1, &ml);
@@ -469,8 +529,26 @@ static int compile(lua_State *L, const char *code, size_t len, int *incomplete) 
     return st;
 }
 
+/* Compiles the code string on top of the stack, first as "return <code>" (so an expression
+ * prints its value), else as statements. Leaves the code and above it the function (LUA_OK) or
+ * the error message; *incomplete is set when more input could complete it. */
+static int compile_chunk(lua_State *L, const char *name, int *incomplete) {
+    size_t cl;
+    const char *code = lua_tolstring(L, -1, &cl);
+    const char *ret = lua_pushfstring(L, "return %s", code);
+    int expr_incomplete, stmt_incomplete = 0;
+    int st = compile(L, ret, strlen(ret), name, &expr_incomplete);
+    lua_remove(L, -2);
+    if (st != LUA_OK) {
+        lua_pop(L, 1);
+        st = compile(L, code, cl, name, &stmt_incomplete);
+    }
+    *incomplete = st != LUA_OK && (expr_incomplete || stmt_incomplete);
+    return st;
+}
+
 /* Reads one complete chunk and leaves it compiled on the stack. Returns 1 on success, 0 at end
- * of input, -1 when the input was cancelled or did not compile (message already reported).
+ * of input, -1 when the input was cancelled, -2 when it did not compile (message reported).
  * Each attempt tries "return <code>" first, so a value spread over lines (a table constructor,
  * "1 +" then "2") prints too. The code lives in a Lua string on the stack: no leak on error. */
 static int read_chunk(lua_State *L, Input *in) {
@@ -480,26 +558,17 @@ static int read_chunk(lua_State *L, Input *in) {
     lua_pushstring(L, line);
     free(line);
     for (;;) {
-        size_t cl, rl;
-        const char *code = lua_tolstring(L, -1, &cl);
-        const char *ret = lua_pushfstring(L, "return %s", code);
-        rl = strlen(ret);
-        int expr_incomplete, stmt_incomplete;
-        int st = compile(L, ret, rl, &expr_incomplete);
-        lua_remove(L, -2);
-        if (st != LUA_OK) {
-            lua_pop(L, 1);
-            st = compile(L, code, cl, &stmt_incomplete);
-        }
+        int incomplete;
+        int st = compile_chunk(L, "=stdin", &incomplete);
         if (st == LUA_OK) {
-            if (in->tty && cl) add_history(lua_tostring(L, -2));
+            if (in->tty && lua_rawlen(L, -2)) add_history(lua_tostring(L, -2));
             lua_remove(L, -2);
             return 1;
         }
-        if (!expr_incomplete && !stmt_incomplete) {
+        if (!incomplete) {
             put_error(L, "");
             lua_pop(L, 2);
-            return -1;
+            return -2;
         }
         lua_pop(L, 1);
         char *more = read_line(in, PROMPT2, &cancelled);
@@ -535,17 +604,38 @@ static void report_error(lua_State *L) {
     lua_pop(L, 1);
 }
 
-/* Runs the chunk on top as a task and prints its results. */
-static void run_chunk(lua_State *L, int tty) {
-    int base = lua_gettop(L) - 1;
+/* shell.settle() after every chunk: a helper stopped by Ctrl-C leaves no status line behind. */
+static void settle(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &shell_key) == LUA_TTABLE) {
+        lua_getfield(L, -1, "settle");
+        if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Runs the chunk on top as a task and prints its results. Returns 0, 1 when it failed, or 130
+ * when Ctrl-C stopped it. */
+static int run_chunk(lua_State *L, int tty) {
+    int base = lua_gettop(L) - 1, rc = 0;
     struct sigaction old;
+    stopped = 0;
     running = 1;
     set_sigint(on_sigint, &old);
     int st = sched_call(L, 0);
     running = 0;
     if (!tty) sigaction(SIGINT, &old, NULL);
-    if (st != LUA_OK) {
+    fflush(stdout);
+    /* A Ctrl-C that came while no Lua ran (a wait) left the scheduler's interrupt hook on this
+     * thread: it would stop settle() and the printer instead. */
+    if (stopped) lua_sethook(L, NULL, 0, 0);
+    settle(L);
+    if (st != LUA_OK && stopped) {
+        /* where the chunk was when Ctrl-C came is of no interest: no traceback */
+        fputs("interrupted\n", stderr);
+        rc = 130;
+    } else if (st != LUA_OK) {
         report_error(L);
+        rc = 1;
     } else {
         int n = lua_gettop(L) - base;
         if (n > 0) {
@@ -555,11 +645,13 @@ static void run_chunk(lua_State *L, int tty) {
             if (lua_pcall(L, n, 0, 0) != LUA_OK) {
                 putchar('\n');
                 report_error(L);
+                rc = 1;
             }
         }
     }
     lua_settop(L, base);
     fflush(stdout);
+    return rc;
 }
 
 static char *history_path(void) {
@@ -571,17 +663,31 @@ static char *history_path(void) {
     return p;
 }
 
-/* Globals for ad-hoc work: the modules and, when the configuration loads, live API clients
- * (lib/metasync/shell.lua). A failure here is reported and the shell still starts. */
-static void setup_shell(lua_State *L, int tty) {
+/* shell.term_width() -> the terminal's columns when stdout is one, else nil (show() fits its
+ * tables to it; Lua has no ioctl). */
+static int l_term_width(lua_State *L) {
+    struct winsize ws;
+    if (ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) lua_pushinteger(L, ws.ws_col);
+    else lua_pushnil(L);
+    return 1;
+}
+
+/* Globals for ad-hoc work: the modules, the helpers and live API clients, each made on first
+ * use (lib/metasync/shell.lua); mode is "tty", "pipe" or "chunk". A failure here is reported
+ * and the shell still starts. */
+static void setup_shell(lua_State *L, const char *mode) {
     int base = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "metasync.shell");
     int st = sched_call(L, 1);
     if (st == LUA_OK) lua_settop(L, base + 1); /* the module, not require's second result */
     if (st == LUA_OK && lua_istable(L, -1)) {
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &shell_key);
+        lua_pushcfunction(L, l_term_width);
+        lua_setfield(L, -2, "term_width");
         lua_getfield(L, -1, "setup");
-        lua_pushboolean(L, tty);
+        lua_pushstring(L, mode);
         if (sched_call(L, 1) == LUA_OK) {
             lua_settop(L, base);
             return;
@@ -591,15 +697,49 @@ static void setup_shell(lua_State *L, int tty) {
     lua_settop(L, base);
 }
 
+/* The chunk of `metasync repl -e CHUNK` (options.repl_chunk), or NULL. It stays valid: the
+ * options table lives in the registry for the state's lifetime. */
+static const char *given_chunk(lua_State *L) {
+    const char *chunk = NULL;
+    int top = lua_gettop(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "metasync.options") == LUA_TTABLE &&
+        lua_getfield(L, -1, "repl_chunk") == LUA_TSTRING)
+        chunk = lua_tostring(L, -1);
+    lua_settop(L, top);
+    return chunk;
+}
+
+/* repl -e CHUNK: one chunk, its values printed, and its outcome as the exit status. */
+static int run_given(lua_State *L, const char *chunk) {
+    int incomplete;
+    setup_shell(L, "chunk");
+    lua_pushstring(L, chunk);
+    if (compile_chunk(L, "=(command line)", &incomplete) != LUA_OK) {
+        put_error(L, "");
+        lua_pop(L, 2);
+        return 1;
+    }
+    lua_remove(L, -2);
+    return run_chunk(L, 0);
+}
+
 int repl_run(lua_State *L) {
     Input in = {0};
     struct sigaction old;
+    int rc = 0;
     in.tty = isatty(0) && isatty(1);
     sigaction(SIGINT, NULL, &old);
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
     lua_getfield(L, -1, "sort");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sort_key);
     lua_pop(L, 1);
+    const char *chunk = given_chunk(L);
+    if (chunk) {
+        rc = run_given(L, chunk);
+        fflush(stdout);
+        sigaction(SIGINT, &old, NULL);
+        return rc;
+    }
     if (in.tty) {
         comp_L = L;
         rl_readline_name = "metasync";
@@ -612,17 +752,25 @@ int repl_run(lua_State *L) {
         if (in.history) read_history(in.history);
         /* at the prompt Ctrl-C cancels the line; the handler stays for the whole session */
         set_sigint(on_sigint, NULL);
-        printf("metasync %s REPL (%s) - Ctrl-D to exit\n", METASYNC_VERSION, LUA_RELEASE);
+        printf("metasync %s REPL (%s) - help() for help, Ctrl-D to exit\n", METASYNC_VERSION,
+               LUA_RELEASE);
     }
-    setup_shell(L, in.tty);
+    setup_shell(L, in.tty ? "tty" : "pipe");
     for (;;) {
         int r = read_chunk(L, &in);
         if (r == 0) break;
         if (r < 0) {
             if (in.tty) putchar('\n');
+            else if (r == -2) rc = 1;
             continue;
         }
-        run_chunk(L, in.tty);
+        int st = run_chunk(L, in.tty);
+        /* Off a terminal a failed chunk fails the session (the rest still runs, as a shell
+         * script without -e would); Ctrl-C ends it. */
+        if (!in.tty && st) {
+            rc = st;
+            if (st == 130) break;
+        }
     }
     if (in.tty) {
         putchar('\n');
@@ -633,5 +781,5 @@ int repl_run(lua_State *L) {
     sigaction(SIGINT, &old, NULL);
     free(in.history);
     free(in.plain);
-    return 0;
+    return rc;
 }

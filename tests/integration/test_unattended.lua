@@ -87,7 +87,7 @@ end
 
 for _, sig in ipairs({ { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } }) do
   fresh(40)
-  H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 100 } } }
+  H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 400 } } }
   dir = H.config_dir(nil, fields)
   local pid, p = start(dir, "sctokf")
   local text, code, sent = {}, nil, false
