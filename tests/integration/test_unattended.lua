@@ -116,27 +116,36 @@ for _, sig in ipairs({ { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } }) d
   H.eq(kf_writes(), 40 - done, sig[3] .. ": the re-run writes only what is left")
 end
 
--- A second signal ends the run at once: no summary.
-fresh(40)
-H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 2000 } } }
-dir = H.config_dir(nil, fields)
-local pid, p = start(dir, "sctokf")
-local code, summary, stage = nil, false, 0
-for line in p:lines() do
-  if stage == 0 and line:find("| sync | certificate ", 1, true) then
-    -- one write is done and the next ones (2 s each) are in flight, so the first signal
-    -- leaves the run waiting for them
-    os.execute("kill -INT " .. pid)
-    stage = 1
-  elseif stage == 1 and line:find("SIGINT received", 1, true) then
-    os.execute("kill -INT " .. pid)
-    stage = 2
+-- A second signal ends the run at once: no summary. The second signal needs the run to be
+-- still waiting on writes in flight when the first one's warning is read; on a loaded machine
+-- the run may already have ended by then (it exits 130 with its summary, which is right, but
+-- proves nothing about a second signal), so that precondition is retried, a bounded number of
+-- times, never the assertion.
+local code, summary, stage
+for attempt = 1, 4 do
+  fresh(40)
+  H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 3000 } } }
+  dir = H.config_dir(nil, fields)
+  local pid, p = start(dir, "sctokf")
+  code, summary, stage = nil, false, 0
+  for line in p:lines() do
+    if stage == 0 and line:find("| sync | certificate %x+ %(") then
+      -- one write is done and the next ones (3 s each) are in flight, so the first signal
+      -- leaves the run waiting for them
+      os.execute("kill -INT " .. pid)
+      stage = 1
+    elseif stage == 1 and line:find("SIGINT received", 1, true) then
+      os.execute("kill -INT " .. pid)
+      stage = 2
+    end
+    if line:find("INTERRUPTED", 1, true) then summary = true end
+    code = tonumber(line:match("^rc=(%d+)$")) or code
   end
-  if line:find("INTERRUPTED", 1, true) then summary = true end
-  code = tonumber(line:match("^rc=(%d+)$")) or code
+  p:close()
+  H.eq(code, 130, "SIGINT (attempt " .. attempt .. ")")
+  if stage == 2 then break end
+  io.stderr:write("the run ended before its warning was read; again\n")
 end
-p:close()
-H.eq(code, 130, "a second SIGINT")
 assert(stage == 2, "both signals were sent")
 assert(not summary, "a second signal does not wait for the summary")
 H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 0 } } }
