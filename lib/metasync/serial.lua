@@ -21,6 +21,8 @@ function M.normalise(s)
   if s ~= "" and byte(s, 1) ~= 48 and not find(s, "[^0-9A-F]") then return s end
   local t = s:gsub("[:%s]", ""):upper()
   if t == "" then return nil end
+  -- Not hexadecimal is not a serial (found by fuzzing: "@" or "g1" came back as keys).
+  if find(t, "[^0-9A-F]") then return nil end
   local stripped = t:gsub("^0+", "")
   if stripped == "" then return "0" end
   return stripped
@@ -31,7 +33,11 @@ end
 -- ("a number (12.5), not a serial number") is a malformed record, which the caller reports.
 function M.parse(v)
   local key = M.normalise(v)
-  if key or v == nil or type(v) == "string" or v == json.null then return key end
+  if key or v == nil or v == json.null then return key end
+  if type(v) == "string" then
+    if not v:find("[^:%s]") then return nil end -- empty or only separators: no serial yet
+    return nil, string.format("'%s' is not a hexadecimal serial number", v:sub(1, 64))
+  end
   return nil, fields.describe(v) .. ", not a serial number"
 end
 

@@ -29,8 +29,9 @@ local dir = base .. ".d/nested/logs"
 local file, errors = dir .. "/main.log", dir .. "/errors.log"
 local created = {}
 local function cleanup()
-  for _, p in ipairs(created) do os.remove(p) end
-  os.remove(dir); os.remove(base .. ".d/nested"); os.remove(base .. ".d")
+  -- The whole tree: the setups below leave more files there than the list of known paths
+  -- held, and one os.remove per path then left <tmpname>.d behind on every run.
+  os.execute("rm -rf '" .. base .. ".d'")
 end
 
 -- defaults before setup

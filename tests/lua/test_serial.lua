@@ -31,4 +31,10 @@ local idx, skipped, dups = serial.index({ { s = "0A:BC" }, { s = "" }, { s = "ab
 assert(idx["ABC"].s == "0A:BC", "first entry wins")
 assert(skipped == 2)
 assert(#dups == 1 and dups[1] == "ABC")
+-- not hexadecimal is not a serial, and a malformed record says so
+assert(serial.normalise("@") == nil and serial.normalise("g1") == nil and serial.normalise("0A:ZZ") == nil, "non-hex")
+local key, why = serial.parse("g1")
+assert(key == nil and why and why:find("not a hexadecimal serial number", 1, true), tostring(why))
+key, why = serial.parse(" : ")
+assert(key == nil and why == nil, "only separators: no serial yet, not a problem")
 print("ok")

@@ -6,8 +6,10 @@ set -u
 MS=${1:?usage: test_repl_tty.sh METASYNC}
 command -v tmux >/dev/null 2>&1 || { echo "tmux not installed: skipped"; exit 77; }
 tmp=$(mktemp -d) || exit 1
-sock="metasync-repl-test-$$"
-T() { tmux -L "$sock" "$@"; }
+# The server's socket lives in the test's own directory (-S, not -L): tmux leaves its socket
+# file behind when the server exits, which under -L piled up in /tmp/tmux-UID/.
+sock="$tmp/tmux.sock"
+T() { tmux -S "$sock" "$@"; }
 trap 'T kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
 fails=0
 

@@ -7,8 +7,13 @@ sim=$1
 testserver=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sim-host-test.XXXXXX") || exit 1
 pid=""
+drain=""
 failures=0
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  [ -n "$drain" ] && kill "$drain" 2>/dev/null
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -17,26 +22,35 @@ check() { # check DESCRIPTION EXPECTED ACTUAL
   if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected [$2], got [$3]"; fi
 }
 
-# start HANDLER [args...]: runs the simulator, waits for its ready line, sets $pid and $ready.
-start() {
-  # Empty the files first: the child truncates them only once it runs, and until then the wait
-  # below would read the previous server's ready line (a race that shows under load).
-  : >"$tmp/out"
-  : >"$tmp/err"
-  "$sim" --handler "$@" >"$tmp/out" 2>"$tmp/err" &
+# launch SIM_ARGS...: runs the simulator, waits for its ready line, sets $pid and $ready.
+# The ready line is read through a FIFO, as tests/with-sim.sh does: the read blocks until this
+# simulator writes its line (or exits), so it can neither see a previous simulator's line in a
+# file not yet truncated nor give up early on a loaded machine (polling a file for it failed
+# 11 of 20 runs under load). Whatever else the simulator prints is drained into
+# $tmp/out after the ready line, so stdout can still be checked, and it never blocks on a pipe.
+launch() {
+  rm -f "$tmp/ready" && mkfifo "$tmp/ready" || exit 1
+  "$sim" "$@" >"$tmp/ready" 2>"$tmp/err" &
   pid=$!
-  for _ in $(seq 100); do
-    [ -s "$tmp/out" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  ready=$(head -n 1 "$tmp/out")
+  exec 3<"$tmp/ready"
+  ready=""
+  # 60 s: far beyond any start-up, even under ASan on a busy machine; only a hang ends here.
+  IFS= read -r -t 60 ready <&3
+  printf '%s\n' "$ready" >"$tmp/out"
+  cat <&3 >>"$tmp/out" &
+  drain=$!
+  exec 3<&-
 }
+# start HANDLER [args...]: launch with a Lua handler.
+start() { launch --handler "$@"; }
 stop() { # stop: SIGTERM, returns the exit status
   kill -TERM "$pid"
   wait "$pid"
   local rc=$?
   pid=""
+  # The drain ends with the simulator (end of file on the FIFO).
+  wait "$drain" 2>/dev/null
+  drain=""
   if grep -q 'ERROR: [A-Za-z]*Sanitizer\|runtime error' "$tmp/err"; then
     fail "sanitizer report: $(cat "$tmp/err")"
   fi
@@ -247,12 +261,7 @@ check "SIGTERM with a parked request exits 0" 0 "$rc"
 wait "$cpid" 2>/dev/null
 
 # --- the simulator proper: errors the host answers itself come in the vendor's shape ---
-: >"$tmp/out"
-: >"$tmp/err"
-"$sim" --certs 20 --sectigo-port 0 --keyfactor-port 0 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-for _ in $(seq 100); do [ -s "$tmp/out" ] && break; sleep 0.05; done
-ready=$(head -n 1 "$tmp/out")
+launch --certs 20 --sectigo-port 0 --keyfactor-port 0
 S=$(url_of sectigo)
 K=$(url_of keyfactor)
 sc=(-H 'login: sim-admin' -H 'password: sim-password' -H 'customerUri: sim-customer')
