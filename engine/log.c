@@ -62,30 +62,7 @@ static struct {
     .stderr_follows = 1, .logger_default = DEFAULT_LOGGER,
 };
 
-/* ---- growable byte buffer (C side only; never live across a Lua error) ---- */
-
-typedef struct Buf {
-    char *p;
-    size_t n, cap;
-    int failed;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n) {
-    if (b->failed) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) { b->failed = 1; return; }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void buf_adds(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+#include "buf.h"
 
 /* ---- sinks ---- */
 

@@ -12,28 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- growable output (C side only; never live across a Lua error) ---- */
-
-typedef struct Out {
-    char *p;
-    size_t n, cap;
-    int failed;
-} Out;
-
-static void out_add(Out *b, const char *s, size_t n) {
-    if (b->failed) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) { b->failed = 1; return; }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
+#include "buf.h"
 
 static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
@@ -75,7 +54,7 @@ static int add_exact(const char *s, size_t n) {
 
 /* The secret as it reads inside a JSON string: '"', '\' and control characters escaped, and '/'
  * too when slash is set (lua-cjson writes "\/"; metasync.json does not). */
-static int json_form(const char *s, size_t n, int slash, Out *o) {
+static int json_form(const char *s, size_t n, int slash, Buf *o) {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -91,29 +70,29 @@ static int json_form(const char *s, size_t n, int slash, Out *o) {
         case '\f': e[1] = 'f'; break;
         default:
             if (c == '/' && slash) { e[1] = '/'; break; }
-            if (c >= 0x20) { out_add(o, (const char *)&s[i], 1); continue; }
+            if (c >= 0x20) { buf_add(o, (const char *)&s[i], 1); continue; }
             memcpy(e, "\\u00", 4);
             e[4] = hex[c >> 4];
             e[5] = hex[c & 15];
             el = 6;
         }
-        out_add(o, e, el);
+        buf_add(o, e, el);
     }
     return o->failed ? -1 : 0;
 }
 
 /* The secret URL-encoded as metasync.rest encodes form and query values (RFC 3986 unreserved
  * characters kept, everything else %XX), which is how a form body echoed back would show it. */
-static int url_form(const char *s, size_t n, Out *o) {
+static int url_form(const char *s, size_t n, Buf *o) {
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '.' || c == '_' || c == '~') {
-            out_add(o, (const char *)&s[i], 1);
+            buf_add(o, (const char *)&s[i], 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            out_add(o, e, 3);
+            buf_add(o, e, 3);
         }
     }
     return o->failed ? -1 : 0;
@@ -123,7 +102,7 @@ static int url_form(const char *s, size_t n, Out *o) {
 static int add_with_forms(const char *s, size_t n) {
     if (add_exact(s, n) < 0) return -1;
     for (int form = 0; form < 3; form++) {
-        Out o = {0};
+        Buf o = {0};
         int rc = form < 2 ? json_form(s, n, form, &o) : url_form(s, n, &o);
         if (rc == 0 && o.n && (o.n != n || memcmp(o.p, s, n) != 0)) rc = add_exact(o.p, o.n);
         free(o.p);
@@ -229,7 +208,7 @@ static size_t value_start(const char *s, size_t n, size_t i) {
     return i;
 }
 
-static void mask_keywords(const char *s, size_t n, Out *out) {
+static void mask_keywords(const char *s, size_t n, Buf *out) {
     size_t i = 0, copied = 0;
     while (i < n) {
         int k;
@@ -250,11 +229,11 @@ static void mask_keywords(const char *s, size_t n, Out *out) {
         } else {
             while (e < n && !strchr(" \t\r\n,;&)]}\"'", s[e])) e++;
         }
-        out_add(out, s + copied, v - copied);
-        out_add(out, "***", 3);
+        buf_add(out, s + copied, v - copied);
+        buf_add(out, "***", 3);
         copied = i = e;
     }
-    out_add(out, s + copied, n - copied);
+    buf_add(out, s + copied, n - copied);
 }
 
 /* ---- both rules ---- */
@@ -267,7 +246,7 @@ int mslog_redact(const char *s, size_t n, char **out, size_t *outn) {
     const char *t = r ? a : s;
     size_t tn = r ? an : n;
     if (has_secret_word(t, tn)) {
-        Out b = {0};
+        Buf b = {0};
         mask_keywords(t, tn, &b);
         free(a);
         if (b.failed || !b.p) { free(b.p); return -1; }
