@@ -56,13 +56,6 @@ run() {
 
 for src in tests/lua/test_*.lua; do
   name=$(basename "$src" .lua)
-  # A suite that starts children through /proc/<pid>/exe (test_config_hostile, test_log) gets
-  # valgrind's own tool binary there, which refuses to run: a test quirk, not a memory error;
-  # require("metasync.options").executable names metasync under valgrind too.
-  if grep -q '/proc/.*exe' "$src"; then
-    echo "skip lua.$name (starts children through /proc/<pid>/exe, which is valgrind's under valgrind)"
-    continue
-  fi
   # shellcheck disable=SC2086
   run "lua.$name" tests/lua $vg --log-file="$logs/lua.$name.log" "$bin" run "$root/$src"
 done

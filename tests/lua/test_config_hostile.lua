@@ -12,8 +12,9 @@ local function sh(cmd) assert(os.execute(cmd), cmd) end
 local function pread(cmd)
   local p = assert(io.popen(cmd)); local s = p:read("a"); p:close(); return s
 end
--- The binary running this test, for the child runs.
-local BIN = pread("readlink /proc/$PPID/exe"):gsub("\n$", "")
+-- The binary running this test, for the child runs (the host's own path: metasync's, also
+-- under valgrind, where /proc/<pid>/exe is valgrind's).
+local BIN = require("metasync.options").executable
 local ROOT = pread("id -u") == "0\n"
 
 -- Every directory made here is removed at the end, and when the Lua state closes after a

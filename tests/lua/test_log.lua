@@ -268,12 +268,13 @@ assert(log.enabled("warn") and not log.enabled("info"), "enabled() counts the er
 assert(not pcall(log.setup, {errors_level = "loud"}))
 
 -- the defaults are the old tool's names, under logs/ of the working directory: tried in a
--- child (this binary, through /proc) started elsewhere, not to write into the source tree
-local pid = read("/proc/self/stat"):match("^(%d+)")
+-- child (this binary: the host's own path, which stays metasync's under valgrind too) started
+-- elsewhere, not to write into the source tree
+local self_exe = require("metasync.options").executable
 local cwd_base = os.tmpname()
 os.remove(cwd_base)
 assert(os.execute("mkdir -p '" .. cwd_base .. ".cwd'"))
-local defaults = "cd '" .. cwd_base .. ".cwd' && /proc/" .. pid .. "/exe run /dev/stdin <<'EOF'\n" ..
+local defaults = "cd '" .. cwd_base .. ".cwd' && '" .. self_exe .. "' run /dev/stdin <<'EOF'\n" ..
   "assert(require('metasync.log').setup{stderr = false})\nEOF"
 assert(os.execute(defaults), "setup with the defaults")
 assert(exists(cwd_base .. ".cwd/logs/MetadataSync.log") and exists(cwd_base .. ".cwd/logs/MetadataSync-Errors.log"))
