@@ -449,6 +449,16 @@ static int valid_level(const char *s) {
   return 0;
 }
 
+/* The commands that are SDK code, not policy (report, revert, check, apply): the stock
+ * lib/metasync/NAME.lua runs as the script, with args as its arguments. */
+static const char *lib_command(HostOptions *o, const char *name, char **args, int nargs) {
+  static char path[4096];
+  snprintf(path, sizeof path, "%s/lib/metasync/%s.lua", host_stock_dir(), name);
+  o->args = args;
+  o->nargs = nargs;
+  return path;
+}
+
 static const char *report_format; /* --format, for report */
 
 /* Parse options from argv[optind..]; returns 0, or an exit code when the run is over. */
@@ -553,11 +563,7 @@ int main(int argc, char **argv) {
     cmd_args[cmd_nargs++] = (char *)command;
     cmd_args[cmd_nargs++] = (char *)(run ? run : "last");
     cmd_args[cmd_nargs++] = (char *)(report_format ? report_format : "csv");
-    o.args = cmd_args;
-    o.nargs = cmd_nargs;
-    static char path[4096];
-    snprintf(path, sizeof path, "%s/lib/metasync/journalcmd.lua", host_stock_dir());
-    script = path;
+    script = lib_command(&o, "journalcmd", cmd_args, cmd_nargs);
   } else if (strcmp(command, "repl") == 0) {
     /* repl [-e CHUNK]: -e and its chunk are taken out before the options are read, so a chunk
      * starting with '-' is never read as an option; other options may come anywhere. */
@@ -583,11 +589,7 @@ int main(int argc, char **argv) {
     if ((rc = parse_options(argc, argv, &o))) return rc < 0 ? 0 : rc;
     if (optind < argc) return usage("unexpected argument '%s'", argv[optind]);
     cmd_args[cmd_nargs++] = (char *)command;
-    o.args = cmd_args;
-    o.nargs = cmd_nargs;
-    static char path[4096];
-    snprintf(path, sizeof path, "%s/lib/metasync/check.lua", host_stock_dir());
-    script = path;
+    script = lib_command(&o, "check", cmd_args, cmd_nargs);
   } else if (strcmp(command, "apply") == 0) {
     /* apply PLAN: options anywhere (--dry-run reaches the script as options.dry_run), one
      * positional, handed to lib/metasync/applycmd.lua as ("apply", PLAN). */
@@ -601,11 +603,7 @@ int main(int argc, char **argv) {
     if (!plan) return usage("apply needs a plan file");
     cmd_args[cmd_nargs++] = (char *)command;
     cmd_args[cmd_nargs++] = (char *)plan;
-    o.args = cmd_args;
-    o.nargs = cmd_nargs;
-    static char path[4096];
-    snprintf(path, sizeof path, "%s/lib/metasync/applycmd.lua", host_stock_dir());
-    script = path;
+    script = lib_command(&o, "applycmd", cmd_args, cmd_nargs);
   } else if (strcmp(command, "help") == 0) {
     if ((rc = parse_options(argc, argv, &o))) return rc < 0 ? 0 : rc;
     if (optind >= argc) {

@@ -10,19 +10,6 @@ local M = {}
 local Limit = {}
 Limit.__index = Limit
 
--- parse(text) -> {count = N} | {percent = P} | nil, message
-function M.parse(v)
-  if math.type(v) == "integer" and v >= 0 then return { count = v } end
-  if type(v) ~= "string" then return nil, "expected a number of certificates or a percentage such as 10%" end
-  local s = v:match("^%s*(.-)%s*$")
-  local n = s:match("^(%d+)$")
-  if n and #n <= 9 then return { count = tonumber(n) } end
-  local p = s:match("^(%d+%.?%d*)%%$")
-  p = p and tonumber(p)
-  if p and p > 0 and p <= 100 then return { percent = p } end
-  return nil, "expected a number of certificates or a percentage such as 10%"
-end
-
 -- new(spec, population) -> limit | nil. A percentage is of `population`: the certificates the
 -- Sectigo index holds, the most a run can match (known before the first write, where the
 -- matched count is known only at the end of a streamed run).

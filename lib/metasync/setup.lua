@@ -172,7 +172,8 @@ function M.context(policy, opts)
   -- The change limit: --max-changes over maxChanges.
   ctx.max_changes = cfg.max_changes
   if opts.max_changes then
-    local spec, what = require("metasync.limit").parse(opts.max_changes)
+    -- the same syntax as maxChanges in config.json, read by the same converter
+    local spec, what = require("metasync.confcheck").CONV.changes(opts.max_changes)
     if not spec then
       stderr("--max-changes: %s, not '%s'", what, tostring(opts.max_changes))
       return nil, 64
