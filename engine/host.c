@@ -205,6 +205,7 @@ static int open_state(lua_State *L) {
                                   {"metasync.db", luaopen_metasync_db},
                                   {"metasync.lock", luaopen_metasync_lock},
                                   {"metasync.signals", luaopen_metasync_signals},
+                                  {"metasync.fs", luaopen_metasync_fs},
                                   {"metasync.options", load_options},
                                   {"cjson", luaopen_cjson},
                                   {NULL, NULL}};

@@ -8,13 +8,18 @@
 # BUILD/fuzz/TARGET.log; the last lines say how many inputs ran.
 # Options after SECONDS go to libFuzzer (e.g. -runs=50000, -jobs=2, -seed=1).
 # FUZZ_STRICT=1 also stops on the findings already reported (tests/fuzz/README.md).
+# FUZZ_FAST=1 builds without ASan/UBSan (in build-fz-fast unless FUZZ_BUILD_DIR is set) for long
+# campaigns, then replays the corpus the run grew through the sanitized build (build-fz).
 set -eu
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 target=$1
 seconds=$2
 shift 2
-dir=${FUZZ_BUILD_DIR:-build-fz}
+fast=${FUZZ_FAST:-0}
+if [ "$fast" = 1 ]; then dir=${FUZZ_BUILD_DIR:-build-fz-fast}; else dir=${FUZZ_BUILD_DIR:-build-fz}; fi
+sanitize=ON
+[ "$fast" = 1 ] && sanitize=OFF
 all="json config names dates query serial response"
 [ "$target" = all ] && targets=$all || targets=$target
 for t in $targets; do
@@ -22,17 +27,25 @@ for t in $targets; do
 done
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (apt-get install clang)" >&2; exit 1; }
-if ! grep -q '^METASYNC_FUZZ:BOOL=ON' "$dir/CMakeCache.txt" 2>/dev/null; then
-  # The simulator is not needed to fuzz, so its libraries are not either.
-  CC=clang cmake -S . -B "$dir" -DMETASYNC_FUZZ=ON -DMETASYNC_BUILD_SIM=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
+configure() { # DIR SANITIZE
+  if ! grep -q '^METASYNC_FUZZ:BOOL=ON' "$1/CMakeCache.txt" 2>/dev/null; then
+    # The simulator is not needed to fuzz, so its libraries are not either.
+    CC=clang cmake -S . -B "$1" -DMETASYNC_FUZZ=ON -DMETASYNC_FUZZ_SANITIZE="$2" \
+      -DMETASYNC_BUILD_SIM=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+}
+configure "$dir" "$sanitize"
 # The libFuzzer options, word by word (they hold no spaces).
 opts="$*"
 builds=""
 for t in $targets; do builds="$builds --target fuzz_$t"; done
 # shellcheck disable=SC2086
 cmake --build "$dir" -j"$(nproc)" $builds >/dev/null
+if [ "$fast" = 1 ]; then
+  configure build-fz ON
+  # shellcheck disable=SC2086
+  cmake --build build-fz -j"$(nproc)" $builds >/dev/null
+fi
 
 status=0
 for t in $targets; do
@@ -53,6 +66,16 @@ for t in $targets; do
       "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$log" | tr '\n' ' '
     echo
+    if [ "$fast" = 1 ]; then
+      # Every input the campaign kept, once more under ASan and UBSan.
+      echo "== replaying $(ls "$work" | wc -l) inputs through build-fz/tests/fuzz_$t (ASan+UBSan)"
+      if ! TMPDIR=$PWD/$tmp build-fz/tests/fuzz_$t -runs=0 -timeout=30 -detect_leaks=$leaks \
+          -artifact_prefix="$PWD/$art/" "$work" >"$log.replay" 2>&1; then
+        status=1
+        echo "fuzz.sh: the sanitized replay of fuzz_$t found a problem:" >&2
+        grep -E 'PROPERTY VIOLATED|^fuzz \(|ERROR: |SUMMARY:|Test unit written' "$log.replay" | head -n 8 >&2
+      fi
+    fi
   else
     status=1
     echo "fuzz.sh: fuzz_$t found a problem:" >&2

@@ -14,19 +14,65 @@ M.FIELD_KEYS = { "sectigoFieldName", "keyfactorMetadataFieldName", "keyfactorDes
 
 local LEVELS = { trace = 1, debug = 1, info = 1, warn = 1, error = 1, fatal = 1 }
 
-function M.levenshtein(a, b)
+-- levenshtein(a, b[, limit]) -> the edit distance between a and b, ignoring case; with limit,
+-- any distance of at least limit comes back as limit. Only the band of cells within limit of
+-- the diagonal can stay under it (Ukkonen), so a row costs 2 x limit cells, and a row whose
+-- every cell reached limit ends the search: a key nowhere near a candidate costs a few cells
+-- instead of the whole table (a file of junk keys made this the loader's main cost).
+local byte = string.byte
+function M.levenshtein(a, b, limit)
   a, b = a:lower(), b:lower()
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+  local la, lb = #a, #b
+  limit = limit or math.max(la, lb) + 1
+  if math.abs(la - lb) >= limit then return limit end
+  local prev, cur = {}, {}
+  for j = 0, lb do prev[j] = j < limit and j or limit end
+  for i = 1, la do
+    local ca = byte(a, i)
+    local lo, hi = math.max(1, i - limit + 1), math.min(lb, i + limit - 1)
+    -- the cell left of the band: the real value when the band starts at column 1
+    cur[lo - 1] = lo == 1 and (i < limit and i or limit) or limit
+    local row_min = cur[lo - 1]
+    for j = lo, hi do
+      local d = prev[j - 1] + (ca == byte(b, j) and 0 or 1)
+      local up, left = prev[j] + 1, cur[j - 1] + 1
+      if up < d then d = up end
+      if left < d then d = left end
+      if d > limit then d = limit end
+      cur[j] = d
+      if d < row_min then row_min = d end
     end
-    prev = cur
+    -- right of the band: read as "up" by the next row
+    if hi < lb then cur[hi + 1] = limit end
+    -- every later row is at least this row's minimum
+    if row_min >= limit then return limit end
+    prev, cur = cur, prev
   end
-  return prev[#b]
+  return prev[lb]
+end
+
+-- Histograms of the lower-cased bytes of a string. Each edit removes at most one byte from
+-- each side's surplus over the other's, so max(surplus of a, surplus of b) is a lower bound of
+-- the distance, found in one pass; most junk keys are ruled out by it without the table.
+local function histogram(s)
+  local h = {}
+  for i = 1, #s do
+    local c = byte(s, i)
+    h[c] = (h[c] or 0) + 1
+  end
+  return h
+end
+-- The candidates are the loader's known key names, a fixed set, so this stays small.
+local cand_hist = {}
+
+local function distance_bound(ha, la, hb, lb)
+  local common = 0
+  for c, n in pairs(ha) do
+    local m = hb[c]
+    if m then common = common + (n < m and n or m) end
+  end
+  local ea, eb = la - common, lb - common
+  return ea > eb and ea or eb
 end
 
 -- suggest(key, candidates) -> closest candidate within a small edit distance, or nil. A key
@@ -34,9 +80,16 @@ end
 function M.suggest(key, candidates)
   if #key > 64 then return nil end
   local best, bd = nil, math.max(2, #key // 3) + 1
+  local low = key:lower()
+  local hk = histogram(low)
   for _, c in ipairs(candidates) do
-    local d = M.levenshtein(key, c)
-    if d < bd then best, bd = c, d end
+    local lc = c:lower()
+    local hc = cand_hist[lc]
+    if not hc then hc = histogram(lc); cand_hist[lc] = hc end
+    if distance_bound(hk, #low, hc, #lc) < bd then
+      local d = M.levenshtein(low, lc, bd)
+      if d < bd then best, bd = c, d end
+    end
   end
   return best
 end
@@ -206,18 +259,33 @@ local function decode_file(path)
   return doc, info
 end
 
--- pick(obj, key) -> value by case-insensitive key (the old tool's binder ignored case)
+-- pick(obj, key) -> value by case-insensitive key (the old tool's binder ignored case). The
+-- lower-cased index of an object is built once (a loader asks for every known key, most of
+-- them absent, and scanning the object for each cost more than the rest of the load). Of two
+-- keys that differ only in case, the first in byte order wins, whatever the table's order.
+local lowered = setmetatable({}, { __mode = "k" })
 function M.pick(obj, key)
   if obj[key] ~= nil then return obj[key], key end
-  local low = key:lower()
-  for k, v in pairs(obj) do
-    if type(k) == "string" and k:lower() == low then return v, k end
+  local index = lowered[obj]
+  if not index then
+    index = {}
+    for k in pairs(obj) do
+      if type(k) == "string" then
+        local low = k:lower()
+        local had = index[low]
+        if had == nil or k < had then index[low] = k end
+      end
+    end
+    lowered[obj] = index
   end
+  local k = index[key:lower()]
+  if k ~= nil then return obj[k], k end
 end
 
 -- unknown_keys: one warning per unknown key, at most MAX_UNKNOWN of them (a file of junk keys
 -- would otherwise flood the log and cost a suggestion search each).
 local MAX_UNKNOWN = 20
+local MAX_SUGGESTIONS = 40
 function M.unknown_keys(obj, known, where, warnings)
   local set, extra = {}, 0
   for _, k in ipairs(known) do set[k:lower()] = true end
@@ -229,7 +297,9 @@ function M.unknown_keys(obj, known, where, warnings)
   for i, k in ipairs(list) do
     if i > MAX_UNKNOWN then extra = extra + 1
     else
-      local s = M.suggest(k, known)
+      -- Past MAX_SUGGESTIONS warnings in one load, the rest go without a "did you mean": a
+      -- file of hundreds of junk objects must not cost a suggestion search per key.
+      local s = #warnings < MAX_SUGGESTIONS and M.suggest(k, known)
       warnings[#warnings + 1] = string.format("%s: unknown key '%s'%s (ignored)", where, M.show(k),
         s and string.format(", did you mean '%s'?", s) or "")
     end

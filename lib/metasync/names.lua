@@ -31,8 +31,12 @@ function M.describe(c)
   return string.format("'%s' (U+%04X)", c, cp)
 end
 
+-- Most names are already valid: they skip the split into characters.
+local function all_allowed(s) return not string.find(s, "[^A-Za-z0-9_%-]") end
+
 -- banned(name) -> list of distinct characters of name that Keyfactor refuses, in order.
 function M.banned(name)
+  if all_allowed(name or "") then return {} end
   local out, seen = {}, {}
   for _, c in ipairs(chars(name or "")) do
     if not c:match(M.ALLOWED) and not seen[c] then
@@ -64,6 +68,7 @@ end
 
 -- rewrite(name) -> new name, list of characters that still lack a replacement.
 function Table:rewrite(name)
+  if all_allowed(name) then return name, {} end
   local out, missing, seen = {}, {}, {}
   for _, c in ipairs(chars(name)) do
     if c:match(M.ALLOWED) then
@@ -161,7 +166,7 @@ end
 function M.save(t, path)
   local target, terr = conffile.target(path)
   if not target then return nil, terr end
-  local kind = conffile.probe(target)
+  local kind = conffile.kind(target)
   if kind ~= "file" and kind ~= "absent" then
     return nil, string.format("%s is not a regular file (%s); left as it is",
       target ~= path and "its target " .. target or "it", tostring(kind))

@@ -9,6 +9,7 @@
 -- conffile.read (regular files only, bounded), a DOCTYPE (the way to entity expansion) is
 -- refused, and anything malformed is one line naming the file, the line and what was expected.
 local conffile = require("metasync.conffile")
+local fs = require("metasync.fs")
 
 local M = {}
 
@@ -21,14 +22,13 @@ local Fail = {}
 local function fail(fmt, ...) error(setmetatable({ msg = string.format(fmt, ...) }, Fail), 0) end
 
 -- find(dir) -> path of dir/NLog.config in any case (the old tool ships config/nlog.config) | nil
--- | nil, message. find(1) prints names NUL-terminated, so no file name can fake a match.
+-- | nil, message.
 function M.find(dir)
-  local p = io.popen(string.format("find %s -mindepth 1 -maxdepth 1 -iname nlog.config -printf '%%f\\0' 2>/dev/null",
-    conffile.sh_quote(dir)), "r")
-  if not p then return nil, dir .. ": cannot look for NLog.config (no shell)" end
+  local list = fs.list(dir)
   local names = {}
-  for name in (p:read("a") or ""):gmatch("([^%z]+)%z") do names[#names + 1] = name end
-  p:close()
+  for _, name in ipairs(list or {}) do
+    if name:lower() == "nlog.config" then names[#names + 1] = name end
+  end
   table.sort(names)
   if #names > 1 then
     return nil, string.format("%s/%s and %s/%s: two NLog configurations; keep one", dir, names[1], dir, names[2])

@@ -146,6 +146,38 @@ local function new_state()
   return st
 end
 
+-- The site's fields are not what this target fuzzes, so they are validated once per setting
+-- that validation reads, and each input gets a fresh copy (a run may annotate them).
+local validated = {}
+-- {manual = {field...}, custom = {field...}, ...}: fresh lists of fresh field tables (their
+-- values are strings, numbers and option lists the run only reads)
+local function copy(fields)
+  local t = {}
+  for k, v in pairs(fields) do
+    if type(v) == "table" and (k == "manual" or k == "custom") then
+      local list = {}
+      for i, f in ipairs(v) do
+        local g = {}
+        for fk, fv in pairs(f) do g[fk] = fv end
+        list[i] = setmetatable(g, getmetatable(f))
+      end
+      t[k] = list
+    else
+      t[k] = v
+    end
+  end
+  return setmetatable(t, getmetatable(fields))
+end
+local function validated_fields(cfg, mode)
+  local key = mode & (4 | 16 | 64)
+  if not validated[key] then
+    local errs = {}
+    validated[key] = fieldsconf.validate(FIELDS, "fields.json", cfg, errs, {})
+    assert(#errs == 0, errs[1])
+  end
+  return copy(validated[key])
+end
+
 local function run(data)
   local mode = data:byte(1) or 0
   local direction = DIRECTIONS[mode & 3]
@@ -186,9 +218,7 @@ local function run(data)
     keyfactorDateFormat = mode & 64 ~= 0 and "d/M/yyyy" or "M/d/yyyy h:mm:ss tt",
     conflictPolicy = "report", journalDays = 90, banned_path = root .. "/bannedcharacters.json" }
   cfg.banned = names.new_table(BANNED)
-  local errs = {}
-  cfg.fields = fieldsconf.validate(FIELDS, "fields.json", cfg, errs, {})
-  assert(#errs == 0, errs[1])
+  cfg.fields = validated_fields(cfg, mode)
   local http = { retries = 0 }
   local ctx = { cfg = cfg, options = {}, dry_run = false, banned = cfg.banned, date_format = cfg.keyfactorDateFormat,
     sectigo_date_format = "MM/dd/yyyy", today = "2025-07-23", report = report.new(direction), log = log,

@@ -150,4 +150,46 @@ assert(e:find([[key 'CustomFields[1].syncDirection': expected both, sctokf or kf
 assert(assert(config.load(setup())).logFormat == "text", "logFormat default")
 assert(assert(config.load(setup(', "logFormat": "JSON"'))).logFormat == "json", "logFormat json")
 assert(err_of(setup(', "logFormat": "xml"')):find("key 'logFormat': expected one of text, json", 1, true))
+
+-- The bounded edit distance agrees with the plain one below its limit and says "at least the
+-- limit" otherwise; the suggestions it drives stay the same.
+local function plain(a, b)
+  a, b = a:lower(), b:lower()
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+math.randomseed(7)
+local function word()
+  local t = {}
+  for i = 1, math.random(0, 9) do t[i] = string.char(math.random(97, 100)) end
+  return table.concat(t)
+end
+for _ = 1, 3000 do
+  local a, b, limit = word(), word(), math.random(1, 6)
+  local want = plain(a, b)
+  assert(config.levenshtein(a, b) == want, a .. " " .. b)
+  local got = config.levenshtein(a, b, limit)
+  assert(got == math.min(want, limit), string.format("%s %s limit %d: %d, want %d", a, b, limit, got, want))
+end
+assert(config.suggest("sectigoPasword", config.KEY_NAMES or { "sectigoPassword", "sectigoLogin" }) == "sectigoPassword")
+assert(config.suggest("zzzzzzzzzzzz", { "sectigoPassword", "sectigoLogin" }) == nil)
+-- the histogram bound never rules out the best candidate: suggest agrees with a full search
+for _ = 1, 2000 do
+  local key, cands = word() .. word(), {}
+  for i = 1, 6 do cands[i] = word() .. word() end
+  local best, bd = nil, math.max(2, #key // 3) + 1
+  for _, c in ipairs(cands) do
+    local d = plain(key, c)
+    if d < bd then best, bd = c, d end
+  end
+  assert(config.suggest(key, cands) == best, key)
+end
 print("ok")
