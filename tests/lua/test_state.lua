@@ -57,6 +57,37 @@ assert(reads == 0, "prefetched baselines need no statement: " .. reads)
 assert(st:baseline("P003").F == "v3" and reads == 1, "taken out once, then read alone")
 st.h = real
 
+-- One flush of many rows: multi-row statements and single rows, baseline updates, deletes and
+-- re-agreements of one key in order, journal rows in order, NULLs in any column. Compared
+-- with the same operations replayed one by one in Lua.
+local want, jwant = {}, {}
+for i = 1, 333 do
+  local serial = string.format("M%02d", i % 41)
+  local field = "F" .. (i % 3)
+  local value = (i % 7 == 0) and nil or ("m" .. i)
+  st:agree(serial, field, value)
+  want[serial .. "/" .. field] = value
+  if i % 2 == 0 then
+    st:journal { direction = "sync", serial = serial, field = field, old = i % 4 == 0 and "o" .. i or nil, new = value,
+      sectigo_id = i, keyfactor_id = i % 5 == 0 and nil or i + 1, result = "ok" }
+    jwant[#jwant + 1] = { i, value }
+  end
+end
+st:flush()
+for key, value in pairs(want) do
+  local serial, field = key:match("^(.-)/(.*)$")
+  local row = st.h:row("SELECT value FROM baseline WHERE serial = ? AND field = ?", serial, field)
+  assert((row and row.value) == value, string.format("baseline %s: %s, want %s", key, tostring(row and row.value), tostring(value)))
+end
+local jrows = st.h:all("SELECT sectigo_id, keyfactor_id, old, new FROM journal WHERE direction = 'sync' ORDER BY seq")
+assert(#jrows == #jwant, "journal rows " .. #jrows)
+for k, r in ipairs(jrows) do
+  local i, value = jwant[k][1], jwant[k][2]
+  assert(r.sectigo_id == i and r.new == value, "journal order at " .. k)
+  assert(r.keyfactor_id == (i % 5 == 0 and nil or i + 1) and r.old == (i % 4 == 0 and "o" .. i or nil), "journal NULLs at " .. k)
+end
+st.h:run("DELETE FROM journal WHERE direction = 'sync'")
+
 st:finish_run(0)
 -- the journal of a run older than journalDays goes at the next run's start
 st.h:run("INSERT INTO runs (id, command, started, finished, exit_code) VALUES ('old', 'sync', '2000-01-01T00:00:00Z', '2000-01-01T00:00:01Z', 0)")
