@@ -160,7 +160,9 @@ end
 -- retry could cure: a retry status, a transport error, a garbled body).
 -- opts: query, body (a table is JSON-encoded), form (table, url-encoded), headers, retry
 -- (force retry on/off), ok (set of accepted statuses; default 2xx), decode (options for
--- json.decode, e.g. {select = {...}} to keep only some keys of each listed item).
+-- json.decode, e.g. {select = {...}} to keep only some keys of each listed item), read (a POST
+-- that only reads, such as a report query: not counted in stats.writes, which tell a run
+-- whether anything was written yet).
 -- Once the API's breaker is open every request fails at once with its message, sending nothing.
 function Client:request(method, path, opts)
   opts = opts or {}
@@ -202,7 +204,7 @@ function Client:request(method, path, opts)
     end
     local t0 = task.now()
     self.stats.requests = self.stats.requests + 1
-    if method ~= "GET" and method ~= "HEAD" then self.stats.writes = self.stats.writes + 1 end
+    if method ~= "GET" and method ~= "HEAD" and not opts.read then self.stats.writes = self.stats.writes + 1 end
     local sent, resp, terr, kind = pcall(http.request, {
       method = method, url = url, headers = headers, body = body,
       timeout = self.timeout, connect_timeout = self.connect_timeout,

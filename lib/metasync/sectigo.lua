@@ -137,7 +137,7 @@ local UNAVAILABLE = { [401] = true, [403] = true, [404] = true, [405] = true }
 -- failure. The request only reads, so it is retried like a GET.
 function Client:report(req, keys)
   local resp, err, raw = self.rest:request("POST", "/api/report/v1/ssl-certificates",
-    { body = req, retry = true, decode = keys and { select = keys, at = "reports" } or nil })
+    { body = req, retry = true, read = true, decode = keys and { select = keys, at = "reports" } or nil })
   if not resp then return nil, err, raw ~= nil and UNAVAILABLE[raw.status] or false end
   local doc = resp.json
   local rows = type(doc) == "table" and doc.reports
