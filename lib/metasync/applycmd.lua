@@ -15,6 +15,7 @@ local fields = require("metasync.fields")
 local pair = require("metasync.pair")
 local log = require("metasync.log")
 local task = require("metasync.task")
+local signals = require("metasync.signals")
 local json = require("metasync.json")
 
 local command, path = ...
@@ -230,6 +231,7 @@ local function apply()
   local slots, lock = task.semaphore(limit), keyed_lock()
   local lok, lerr = pcall(function()
     for e in function() return rd:next() end do
+      if signals.received() then break end
       if not e.definition then
         slots:acquire()
         task.spawn(function()
@@ -249,9 +251,14 @@ local function apply()
     path, h.command, tostring(h.created), ctx.dry_run and " (dry run: nothing written)" or "", out.written,
     ctx.dry_run and "would be written" or "written", out.certs, out.stale, out.already, out.failed, out.created,
     out.updated, ctx.report.run_id)
+  local sig, signum = signals.received()
   say("%s", summary)
   log.info("summary", "%s", summary)
-  local rc = (out.failed > 0 or out.stale > 0) and 2 or 0
+  if sig then
+    say("[END] apply interrupted by %s: the rest of the plan was not applied (apply it again to finish)", sig)
+    log.info("summary", "[END] apply interrupted by %s", sig)
+  end
+  local rc = (sig and 128 + signum) or ((out.failed > 0 or out.stale > 0) and 2 or 0)
   st:finish_run(rc)
   return stop(rc)
 end
@@ -260,6 +267,8 @@ if command ~= "apply" then
   io.stderr:write("metasync: unknown plan command '", tostring(command), "'\n")
   return 64
 end
+-- SIGINT/SIGTERM: nothing new is started, what is in flight finishes, exit 128 + the signal.
+signals.install()
 local ok, rc = pcall(apply)
 if ok then return rc end
 local msg = type(rc) == "table" and rc.msg or tostring(rc)

@@ -121,6 +121,11 @@ end
 
 local function revert()
   local setup = require("metasync.setup")
+  local signals = require("metasync.signals")
+  -- SIGINT/SIGTERM: nothing new is started, what is in flight finishes and is journaled, the
+  -- summary says how far the revert got, and the exit is 128 + the signal (a re-run finishes
+  -- the job: what was reverted is left alone as already in place).
+  signals.install()
   local rok, rc = pcall(function()
     local ctx, code = setup.context({ direction = "revert" }, opts)
     if not ctx then return code end
@@ -171,6 +176,7 @@ local function revert()
         "ORDER BY direction, CASE direction WHEN 'sctokf' THEN keyfactor_id ELSE sectigo_id END, seq", run.id) do
       local id = e.direction == "sctokf" and e.keyfactor_id or e.sectigo_id
       if not g or g.direction ~= e.direction or g.id ~= id then
+        if signals.received() then g = nil; break end
         flush(g)
         g = { direction = e.direction, id = id, entries = {} }
       end
@@ -178,12 +184,14 @@ local function revert()
     end
     flush(g)
     for _ = 1, limit do slots:acquire() end
+    local sig, signum = signals.received()
     local summary = string.format("metasync revert of run %s%s: %d field(s) %s, %d left alone (changed since), %d failed; run id %s",
       run.id, ctx.dry_run and " (dry run: nothing written)" or "", out.reverted,
       ctx.dry_run and "would be reverted" or "reverted", out.left, out.failed, ctx.report.run_id)
+    if sig then summary = summary .. string.format("\n[END] revert interrupted by %s: certificates not reached were left as they are", sig) end
     io.stdout:write(summary, "\n")
-    log.info("summary", "%s", summary)
-    local code = (out.failed > 0 and 2) or (out.left > 0 and 3) or 0
+    for l in summary:gmatch("[^\n]+") do log.info("summary", "%s", l) end
+    local code = (sig and 128 + signum) or (out.failed > 0 and 2) or (out.left > 0 and 3) or 0
     st:finish_run(code)
     st:close()
     return code

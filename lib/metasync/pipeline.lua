@@ -72,13 +72,24 @@ function M.run(policy, opts)
   task.spawn(watchdog, ctx, wd)
   -- Whatever ends the run, what the store has queued is committed and the store closed: the
   -- baseline then matches the writes that were made.
-  local ok, res = pcall(stages, ctx, policy)
+  local ok, res = xpcall(stages, function(e)
+    if getmetatable(e) == setup.Fatal then return e end
+    return setmetatable({ msg = tostring(e), trace = debug.traceback(tostring(e), 2) }, setup.Fatal)
+  end, ctx, policy)
   wd.done = true
   if not ok and signals.received() then
     -- a stage that failed because its requests were refused after the signal
     ok, res = true, interrupted(ctx, "stopped during " .. (ctx.stage or "setup"))
   end
-  if ok then pcall(ctx.state.finish_run, ctx.state, res) end
+  if not ok and writes(ctx) > 0 then
+    -- Something unexpected after writes began: never exit 1 (which says "nothing was
+    -- written"). The summary counts what was done, names what stopped the run, and exits 2.
+    if res.trace then log.debug("main", "%s", res.trace) end
+    ctx.report:listing_failed("stopped: " .. res.msg:match("^[^\n]*"))
+    ok, res = true, ctx.report:finish()
+  end
+  -- The run's row is closed whatever ended it (a run with no end time reads as still going).
+  pcall(ctx.state.finish_run, ctx.state, ok and res or 1)
   ctx.outputs.close(ok and res or 1)
   ctx.state:close()
   if not ok then error(res, 0) end

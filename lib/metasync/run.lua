@@ -25,7 +25,8 @@ function M.main(policy)
   local msg = getmetatable(rc) == Fatal and rc.msg or tostring(rc)
   if setup.log_ready then
     log.fatal("main", "%s", msg:match("^[^\n]*"))
-    if getmetatable(rc) ~= Fatal then log.debug("main", "%s", msg) end
+    if getmetatable(rc) ~= Fatal then log.debug("main", "%s", msg)
+    elseif rc.trace then log.debug("main", "%s", rc.trace) end
   else
     setup.stderr("%s", msg:match("^[^\n]*"))
   end

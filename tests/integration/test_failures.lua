@@ -117,6 +117,27 @@ rc, out, err = H.run(H.config_dir({ maxRetries = 3 }), "sctokf")
 H.eq(rc, 0, "retried run: " .. err)
 H.call("DELETE", H.sectigo .. "/__sim/faults")
 
+-- An unexpected error after the first write (a site hook that raises once the field
+-- definitions are written): exit 2, never 1, with a summary naming what stopped the run, and
+-- the run's record in the state closed with that exit code.
+H.reset(H.world())
+dir = H.config_dir()
+assert(os.execute("mkdir -p " .. H.sh_quote(dir .. "/scripts")))
+H.write(dir .. "/scripts/sctokf.lua", [[
+local policy = require("metasync.stock").load("sctokf")
+function policy.keyfactor_query() error("site hook broke") end
+return policy:run()
+]])
+H.clear_stats()
+rc, out, err = H.run(dir, "sctokf")
+H.eq(rc, 2, "error after writes: exit code (" .. err .. ")")
+assert(H.writes(H.stats()) > 0, "the field definitions were written first")
+assert(out:find("INCOMPLETE: stopped: ", 1, true) and out:find("site hook broke", 1, true), out)
+local st = assert(require("metasync.db").open(H.home(dir) .. "/state/metasync.db", { readonly = true }))
+local last = st:row("SELECT finished, exit_code FROM runs ORDER BY seq DESC LIMIT 1")
+assert(last and last.finished and last.exit_code == 2, "run record closed: " .. tostring(last and last.finished))
+st:close()
+
 -- no secret in any output or log, even at trace level
 H.reset(H.world())
 dir = H.config_dir()

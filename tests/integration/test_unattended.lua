@@ -2,7 +2,7 @@
 -- a dry run is not held up), the change limit (--max-changes: never more writes than allowed,
 -- exit 4, the summary says what it held back; a dry run says whether it would trip), and a
 -- clean stop on SIGINT/SIGTERM (summary, [END] line, exit 130/143, nothing sent after the
--- signal, a re-run converges; a second signal ends at once). Every wait is on an event: a
+-- signal, a re-run converges; the same for revert and apply; a second signal ends at once). Every wait is on an event: a
 -- line the child writes, never a sleep.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require("helper")
@@ -114,6 +114,71 @@ for _, sig in ipairs({ { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } }) d
   rc, out = H.run(dir, "sctokf")
   H.eq(rc, 0, sig[3] .. ": the re-run: " .. out)
   H.eq(kf_writes(), 40 - done, sig[3] .. ": the re-run writes only what is left")
+end
+
+-- revert and apply stop the same way: the first revert is done, then SIGTERM while the next
+-- ones are in flight. Exit 143, the summary with its [END] line, fewer than all reverted, and
+-- a second revert of the same run reverts the rest (what the first one reverted is left
+-- alone: it no longer holds what the run wrote).
+fresh(40)
+dir = H.config_dir(nil, fields)
+rc, out = H.run(dir, "sctokf")
+H.eq(rc, 0, "the run to revert: " .. out)
+local run_id = assert(out:match("run id: +(%x+)"), out)
+H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 400 } } }
+do
+  local pid, p = start(dir, "revert " .. run_id)
+  local text, code, sent, reverted = {}, nil, false, 0
+  for line in p:lines() do
+    text[#text + 1] = line
+    -- the log line of a finished write (stdout is a pipe here, so its lines come at the end)
+    if not sent and line:find("PUT /Certificates/Metadata -> HTTP 2", 1, true) then
+      os.execute("kill -TERM " .. pid)
+      sent = true
+    end
+    reverted = tonumber(line:match("(%d+) field%(s%) reverted")) or reverted
+    code = tonumber(line:match("^rc=(%d+)$")) or code
+  end
+  p:close()
+  local all = table.concat(text, "\n")
+  H.eq(code, 143, "revert on SIGTERM:\n" .. all)
+  assert(all:find("[END] revert interrupted by SIGTERM", 1, true), all)
+  assert(reverted >= 1 and reverted < 40, "the revert stopped early: " .. reverted .. " of 40")
+  H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 0 } } }
+  rc, out = H.run(dir, "revert " .. run_id)
+  H.eq(rc, 3, "the second revert: the first one's certificates are left alone: " .. out)
+  local st = H.state()
+  for i = 1, 40 do H.eq(H.kf_cert(st, i).Metadata.CostCenter, "old", "certificate " .. i .. " reverted") end
+end
+
+do -- apply: a plan of 40 certificates, SIGTERM after the first write
+  fresh(40)
+  dir = H.config_dir(nil, fields)
+  local plan = H.tmpdir() .. "/plan.jsonl"
+  rc, out = H.run(dir, "sctokf", "--dry-run --plan-out " .. H.sh_quote(plan))
+  H.eq(rc, 0, "the plan: " .. out)
+  H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 400 } } }
+  local pid, p = start(dir, "apply " .. H.sh_quote(plan))
+  local text, code, sent = {}, nil, false
+  for line in p:lines() do
+    text[#text + 1] = line
+    if not sent and line:find("PUT /Certificates/Metadata -> HTTP 2", 1, true) then
+      os.execute("kill -TERM " .. pid)
+      sent = true
+    end
+    code = tonumber(line:match("^rc=(%d+)$")) or code
+  end
+  p:close()
+  local all = table.concat(text, "\n")
+  H.eq(code, 143, "apply on SIGTERM:\n" .. all)
+  assert(all:find("[END] apply interrupted by SIGTERM", 1, true), all)
+  local done = kf_writes()
+  assert(done >= 1 and done < 40, "the apply stopped early: " .. done .. " of 40")
+  H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 0 } } }
+  H.clear_stats()
+  rc, out = H.run(dir, "apply " .. H.sh_quote(plan))
+  H.eq(rc, 0, "the apply again: " .. out)
+  H.eq(kf_writes(), 40 - done, "the apply again writes only the rest")
 end
 
 -- A second signal ends the run at once: no summary. The second signal needs the run to be
