@@ -2,8 +2,8 @@
 -- a dry run is not held up), the change limit (--max-changes: never more writes than allowed,
 -- exit 4, the summary says what it held back; a dry run says whether it would trip), and a
 -- clean stop on SIGINT/SIGTERM (summary, [END] line, exit 130/143, nothing sent after the
--- signal, a re-run converges; the same for revert and apply; a second signal ends at once). Every wait is on an event: a
--- line the child writes, never a sleep.
+-- signal, a re-run converges; the same for revert and apply; a second signal ends at once).
+-- Every wait is on an event: a line the child writes, never a sleep.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require("helper")
 local lock = require("metasync.lock")
