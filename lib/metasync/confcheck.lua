@@ -285,7 +285,7 @@ end
 -- unknown_keys: one warning per unknown key, at most MAX_UNKNOWN of them (a file of junk keys
 -- would otherwise flood the log and cost a suggestion search each).
 local MAX_UNKNOWN = 20
-local MAX_SUGGESTIONS = 40
+local MAX_SUGGESTIONS = 10
 function M.unknown_keys(obj, known, where, warnings)
   local set, extra = {}, 0
   for _, k in ipairs(known) do set[k:lower()] = true end
