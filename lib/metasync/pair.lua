@@ -133,6 +133,18 @@ local function plan(ctx, side, p, changes)
 end
 M.plan = plan
 
+-- settle_unchanged(ctx, p, agreed): the outcome of a pair with nothing to write and no
+-- problem, the usual case of a no-op run: the baseline learns what both sides hold, and none
+-- of a write's labels and closures are made.
+local function settle_unchanged(ctx, p, agreed)
+  if not ctx.dry_run then
+    local base = ctx.state:baseline(p.serial)
+    for key, v in pairs(agreed) do remember(ctx, p, base, key, v) end
+  end
+  ctx.report:unchanged_pair(p)
+end
+M.settle_unchanged = settle_unchanged
+
 -- settle(ctx, p, o, spawn): the outcome of one pair. o = {target=, direction=, id_label=,
 -- label=, changes=, problems=, agreed = {key = canonical value}, write = fn}. A certificate
 -- with a field that could not be converted still gets its other fields, but counts as
@@ -203,6 +215,7 @@ local function sctokf(ctx, policy, p, d, spawn)
       agreed[f.keyfactor] = values.text(same)
     end
   end
+  if #changes == 0 and #problems == 0 then return settle_unchanged(ctx, p, agreed) end
   local id = p.kf.Id
   settle(ctx, p, { target = "Keyfactor", direction = "sctokf", id_label = "Keyfactor id " .. tostring(id),
     keyfactor_id = id, sectigo_id = p.ssl_id,
@@ -362,6 +375,7 @@ local function kftosc(ctx, policy, p, d, spawn)
       end
     end
   end
+  if #changes == 0 and #problems == 0 then return settle_unchanged(ctx, p, agreed) end
   local id = math.tointeger(d.id) or p.ssl_id
   settle(ctx, p, { target = "Sectigo", direction = "kftosc", id_label = "Sectigo sslId " .. tostring(id),
     keyfactor_id = rawget(p.kf, "Id"), sectigo_id = id,
