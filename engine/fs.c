@@ -13,9 +13,10 @@
  *                       | nil, reason
  *
  * Why native: Lua's io.open cannot tell a FIFO from a file without opening it, and opening a
- * FIFO blocks until a writer appears. read() opens with O_NONBLOCK (which a regular file
- * ignores), then asks fstat about the very file it opened, so nothing swapped in between a
- * check and the open can make it block or read a device. Reasons are strerror-style phrases in
+ * FIFO blocks until a writer appears. read() stats the path and opens only a regular file,
+ * with O_NONBLOCK (which a regular file ignores), then asks fstat about the very file it
+ * opened (same device and inode), so nothing swapped in between the check and the open can
+ * make it block or read a device. Reasons are strerror-style phrases in
  * lower case and never hold the file's content. */
 #include "modules.h"
 
@@ -73,20 +74,41 @@ static int fail_errno(lua_State *L, const char *prefix, int err) {
   return 3;
 }
 
+static int push_buffer(lua_State *L) {
+  lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+  return 1;
+}
+
+static void too_large(char *why, size_t n, lua_Integer max) {
+  if (max > 0 && max % (1024 * 1024) == 0) snprintf(why, n, "is larger than %lld MiB", (long long)(max / (1024 * 1024)));
+  else snprintf(why, n, "is larger than %lld bytes", (long long)max);
+}
+
 static int l_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max >= 0 && max <= FS_MAX_CAP, 2, "expected 0..64 MiB");
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) {
+  char why[64];
+  /* Anything but a regular file is refused without being opened: opening a device or a FIFO
+   * can have effects of its own (a tape rewinds, a FIFO's writer is let go). */
+  struct stat pre;
+  if (stat(path, &pre) != 0) {
     int err = errno;
+    struct stat ls;
     if (err == ENOENT) {
-      struct stat ls;
       /* A link whose target is missing is a mistake to name, not an absent optional file. */
       if (lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode)) return fail(L, "is a symbolic link to a missing file", "error");
       return fail(L, "file not found", "absent");
     }
-    if (err == ENXIO) return fail(L, "is a socket, not a regular file", "error");
+    return fail_errno(L, "", err);
+  }
+  if (!S_ISREG(pre.st_mode)) return fail(L, not_regular(pre.st_mode), "error");
+  /* Then the open, which never blocks (O_NONBLOCK), and fstat of what was opened: a file
+   * swapped in since the stat is refused rather than read. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return fail(L, "file not found", "absent");
     return fail_errno(L, "", err);
   }
   struct stat st;
@@ -95,47 +117,66 @@ static int l_read(lua_State *L) {
     close(fd);
     return fail_errno(L, "cannot check the file: ", err);
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (!S_ISREG(st.st_mode) || st.st_dev != pre.st_dev || st.st_ino != pre.st_ino) {
     close(fd);
-    return fail(L, not_regular(st.st_mode), "error");
+    return fail(L, S_ISREG(st.st_mode) ? "changed while it was being opened" : not_regular(st.st_mode), "error");
   }
   if (st.st_size > max) {
     close(fd);
-    char why[64];
-    if (max % (1024 * 1024) == 0) snprintf(why, sizeof why, "is larger than %lld MiB", (long long)(max / (1024 * 1024)));
-    else snprintf(why, sizeof why, "is larger than %lld bytes", (long long)max);
+    too_large(why, sizeof why, max);
     return fail(L, why, "error");
   }
-  /* The size can change while we read (a file being rewritten), so read up to max + 1 bytes
-   * whatever fstat said, and refuse a file that turned out larger. */
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  size_t total = 0;
+  /* Read into memory of our own, so no Lua allocation (which may raise) happens while the
+   * descriptor is open. The size can change while we read (a file being rewritten), so up to
+   * max + 1 bytes are read whatever fstat said, and a file that turned out larger is refused. */
+  size_t cap = (size_t)st.st_size + 1, total = 0;
+  if (cap > (size_t)max + 1) cap = (size_t)max + 1;
+  if (cap < 256) cap = 256;
+  char *buf = malloc(cap);
+  if (!buf) {
+    close(fd);
+    return fail(L, "cannot read: out of memory", "error");
+  }
   for (;;) {
-    size_t want = (size_t)max + 1 - total;
-    if (want == 0) break;
-    if (want > LUAL_BUFFERSIZE) want = LUAL_BUFFERSIZE;
-    char *p = luaL_prepbuffsize(&b, want);
-    ssize_t n = read(fd, p, want);
+    if (total == (size_t)max + 1) break;
+    if (total == cap) {
+      size_t ncap = cap * 2;
+      if (ncap > (size_t)max + 1) ncap = (size_t)max + 1;
+      char *nb = realloc(buf, ncap);
+      if (!nb) {
+        free(buf);
+        close(fd);
+        return fail(L, "cannot read: out of memory", "error");
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    ssize_t n = read(fd, buf + total, cap - total);
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
+      free(buf);
       close(fd);
       return fail_errno(L, "cannot read: ", err);
     }
     if (n == 0) break;
-    luaL_addsize(&b, (size_t)n);
     total += (size_t)n;
   }
   close(fd);
   if (total > (size_t)max) {
-    char why[64];
-    snprintf(why, sizeof why, "is larger than %lld bytes", (long long)max);
+    free(buf);
+    too_large(why, sizeof why, max);
     return fail(L, why, "error");
   }
-  luaL_pushresult(&b);
   char mode[16];
   snprintf(mode, sizeof mode, "%o", (unsigned)(st.st_mode & 07777));
+  /* Pushed by a protected call: a memory error there must not leak buf. */
+  lua_pushcfunction(L, push_buffer);
+  lua_pushlightuserdata(L, buf);
+  lua_pushinteger(L, (lua_Integer)total);
+  int rc = lua_pcall(L, 2, 1, 0);
+  free(buf);
+  if (rc != LUA_OK) return lua_error(L);
   lua_pushstring(L, mode);
   return 2;
 }
@@ -185,6 +226,27 @@ static int l_target(lua_State *L) {
 /* A configuration directory holds a handful of files; the cap keeps a hostile one bounded. */
 #define FS_MAX_LIST 100000
 
+/* The names are collected into a table built by a protected call, so a memory error in Lua
+ * cannot leak the open directory. */
+static int list_into(lua_State *L) {
+  DIR *d = lua_touserdata(L, 1);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  struct dirent *e;
+  errno = 0;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      if (n == FS_MAX_LIST) break;
+      lua_pushstring(L, e->d_name);
+      lua_rawseti(L, -2, ++n);
+    }
+    errno = 0;
+  }
+  /* readdir returns NULL both at the end and on an error: only errno tells them apart. */
+  lua_pushinteger(L, e == NULL ? errno : 0);
+  return 2;
+}
+
 static int l_list(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   DIR *d = opendir(path);
@@ -194,16 +256,19 @@ static int l_list(lua_State *L) {
     push_reason(L, "", err);
     return 2;
   }
-  lua_newtable(L);
-  lua_Integer n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    if (n == FS_MAX_LIST) break;
-    lua_pushstring(L, e->d_name);
-    lua_rawseti(L, -2, ++n);
-  }
+  lua_pushcfunction(L, list_into);
+  lua_pushlightuserdata(L, d);
+  int rc = lua_pcall(L, 1, 2, 0);
   closedir(d);
+  if (rc != LUA_OK) return lua_error(L);
+  int err = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (err != 0) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    push_reason(L, "cannot read the directory: ", err);
+    return 2;
+  }
   return 1;
 }
 

@@ -184,6 +184,8 @@ local function keyed_lock()
   end
 end
 
+local started -- the state, once the run is recorded (so a failure can still close its record)
+
 local function apply()
   if not path then
     io.stderr:write("metasync: apply needs a plan file (made with --dry-run --plan-out FILE)\n")
@@ -220,7 +222,9 @@ local function apply()
   ctx.kftosc = { writable = writable }
   ctx.broken = {}
   ctx.detail = string.format("apply of %s (%s plan of %s)", path, h.command, tostring(h.created))
+  if signals.received() then return stop(128 + select(2, signals.received())) end
   st:begin_run(ctx.report.run_id, "apply", ctx.cfg.journalDays)
+  started = st
   log.info("apply", "applying %s: %s plan made %s by metasync %s, %d certificate(s)%s", path, h.command,
     tostring(h.created), tostring(h.version), n, ctx.dry_run and " (dry run)" or "")
   local out = { written = 0, certs = 0, stale = 0, already = 0, failed = 0, created = 0, updated = 0 }
@@ -273,4 +277,13 @@ local ok, rc = pcall(apply)
 if ok then return rc end
 local msg = type(rc) == "table" and rc.msg or tostring(rc)
 if setup.log_ready then log.fatal("apply", "%s", first_line(msg)) else setup.stderr("%s", first_line(msg)) end
-return 1
+-- A stop signal makes the pre-flight fail (nothing is sent after it): that is an interruption.
+local sig, signum = signals.received()
+if sig then say("[END] apply interrupted by %s%s", sig, started and "" or " before any change was applied") end
+-- Once the run is recorded changes may have been written: never exit 1 ("nothing written").
+local code = (sig and 128 + signum) or (started and 2) or 1
+if started then
+  pcall(started.finish_run, started, code)
+  pcall(started.close, started)
+end
+return code

@@ -263,6 +263,7 @@ end
 -- lower-cased index of an object is built once (a loader asks for every known key, most of
 -- them absent, and scanning the object for each cost more than the rest of the load). Of two
 -- keys that differ only in case, the first in byte order wins, whatever the table's order.
+-- The objects are decoded files, only read; a key added after the first miss would not be seen.
 local lowered = setmetatable({}, { __mode = "k" })
 function M.pick(obj, key)
   if obj[key] ~= nil then return obj[key], key end
@@ -286,6 +287,7 @@ end
 -- would otherwise flood the log and cost a suggestion search each).
 local MAX_UNKNOWN = 20
 local MAX_SUGGESTIONS = 10
+local searches = setmetatable({}, { __mode = "k" }) -- warnings list of a load -> searches made
 function M.unknown_keys(obj, known, where, warnings)
   local set, extra = {}, 0
   for _, k in ipairs(known) do set[k:lower()] = true end
@@ -297,9 +299,11 @@ function M.unknown_keys(obj, known, where, warnings)
   for i, k in ipairs(list) do
     if i > MAX_UNKNOWN then extra = extra + 1
     else
-      -- Past MAX_SUGGESTIONS warnings in one load, the rest go without a "did you mean": a
-      -- file of hundreds of junk objects must not cost a suggestion search per key.
-      local s = #warnings < MAX_SUGGESTIONS and M.suggest(k, known)
+      -- Past MAX_SUGGESTIONS searches in one load (one warnings list), the rest go without a
+      -- "did you mean": a file of hundreds of junk objects must not cost a search per key.
+      local done = searches[warnings] or 0
+      local s = done < MAX_SUGGESTIONS and M.suggest(k, known)
+      searches[warnings] = done + 1
       warnings[#warnings + 1] = string.format("%s: unknown key '%s'%s (ignored)", where, M.show(k),
         s and string.format(", did you mean '%s'?", s) or "")
     end

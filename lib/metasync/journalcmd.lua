@@ -126,6 +126,7 @@ local function revert()
   -- summary says how far the revert got, and the exit is 128 + the signal (a re-run finishes
   -- the job: what was reverted is left alone as already in place).
   signals.install()
+  local started -- the state, once the revert is recorded
   local rok, rc = pcall(function()
     local ctx, code = setup.context({ direction = "revert" }, opts)
     if not ctx then return code end
@@ -155,7 +156,9 @@ local function revert()
     -- The journal names a field by its Keyfactor name; the mapping gives the Sectigo one.
     ctx.sectigo_name = {}
     for _, f in ipairs(ctx.cfg.fields.custom) do ctx.sectigo_name[f.keyfactor:lower()] = f.sectigo end
+    if signals.received() then st:close(); return 128 + select(2, signals.received()) end
     st:begin_run(ctx.report.run_id, "revert", ctx.cfg.journalDays, run.id)
+    started = st
     log.info("revert", "reverting run %s (%s, started %s)%s", run.id, run.command, run.started,
       ctx.dry_run and " (dry run)" or "")
     -- Entries grouped by target certificate; one task per certificate, bounded.
@@ -199,7 +202,16 @@ local function revert()
   if rok then return rc end
   local msg = type(rc) == "table" and rc.msg or tostring(rc)
   io.stderr:write("metasync: ", log.redact(msg:match("^[^\n]*")), "\n")
-  return 1
+  -- A stop signal makes the pre-flight fail (nothing is sent after it): an interruption.
+  local sig, signum = signals.received()
+  if sig then io.stdout:write(string.format("[END] revert interrupted by %s%s\n", sig, started and "" or " before anything was reverted")) end
+  -- Once the revert is recorded fields may have been written: never exit 1 ("nothing written").
+  local code = (sig and 128 + signum) or (started and 2) or 1
+  if started then
+    pcall(started.finish_run, started, code)
+    pcall(started.close, started)
+  end
+  return code
 end
 
 if command == "report" then return report() end

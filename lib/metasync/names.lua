@@ -68,7 +68,7 @@ end
 
 -- rewrite(name) -> new name, list of characters that still lack a replacement.
 function Table:rewrite(name)
-  if all_allowed(name) then return name, {} end
+  if all_allowed(name) then return tostring(name), {} end
   local out, missing, seen = {}, {}, {}
   for _, c in ipairs(chars(name)) do
     if c:match(M.ALLOWED) then
@@ -166,10 +166,10 @@ end
 function M.save(t, path)
   local target, terr = conffile.target(path)
   if not target then return nil, terr end
-  local kind = conffile.kind(target)
+  local kind, kerr = conffile.kind(target)
   if kind ~= "file" and kind ~= "absent" then
     return nil, string.format("%s is not a regular file (%s); left as it is",
-      target ~= path and "its target " .. target or "it", tostring(kind))
+      target ~= path and "its target " .. target or "it", tostring(kind or kerr))
   end
   local tmp = string.format("%s.tmp.%d", target, math.random(1, 1 << 30))
   local f, err = io.open(tmp, "wb")

@@ -81,12 +81,17 @@ function M.run(policy, opts)
     -- a stage that failed because its requests were refused after the signal
     ok, res = true, interrupted(ctx, "stopped during " .. (ctx.stage or "setup"))
   end
+  -- (A memory error skips the handler, so res may still be a string.)
+  if not ok and type(res) ~= "table" then res = setmetatable({ msg = tostring(res) }, setup.Fatal) end
   if not ok and writes(ctx) > 0 then
     -- Something unexpected after writes began: never exit 1 (which says "nothing was
     -- written"). The summary counts what was done, names what stopped the run, and exits 2.
     if res.trace then log.debug("main", "%s", res.trace) end
-    ctx.report:listing_failed("stopped: " .. res.msg:match("^[^\n]*"))
-    ok, res = true, ctx.report:finish()
+    local fok, code = pcall(function()
+      ctx.report:listing_failed("stopped: " .. tostring(res.msg):match("^[^\n]*"))
+      return ctx.report:finish()
+    end)
+    ok, res = true, fok and code or 2
   end
   -- The run's row is closed whatever ended it (a run with no end time reads as still going).
   pcall(ctx.state.finish_run, ctx.state, ok and res or 1)

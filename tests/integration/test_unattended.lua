@@ -151,6 +151,27 @@ do
   for i = 1, 40 do H.eq(H.kf_cert(st, i).Metadata.CostCenter, "old", "certificate " .. i .. " reverted") end
 end
 
+-- A signal during revert's pre-flight (Sectigo's field list is slow to answer): the next
+-- pre-flight request is not sent, and that is an interruption (143, [END]), not a failure (1).
+H.faults { endpoints = { ["sectigo.customfields"] = { latency_ms = 600 } } }
+do
+  local pid, p = start(dir, "revert " .. run_id)
+  local text, code, sent = {}, nil, false
+  for line in p:lines() do
+    text[#text + 1] = line
+    if not sent and line:find("[START] metasync revert", 1, true) then
+      os.execute("kill -TERM " .. pid)
+      sent = true
+    end
+    code = tonumber(line:match("^rc=(%d+)$")) or code
+  end
+  p:close()
+  local all = table.concat(text, "\n")
+  H.eq(code, 143, "revert stopped in its pre-flight:\n" .. all)
+  assert(all:find("[END] revert interrupted by SIGTERM", 1, true), all)
+end
+H.faults { endpoints = { ["sectigo.customfields"] = { latency_ms = 0 } } }
+
 do -- apply: a plan of 40 certificates, SIGTERM after the first write
   fresh(40)
   dir = H.config_dir(nil, fields)

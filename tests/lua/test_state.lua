@@ -87,6 +87,15 @@ for k, r in ipairs(jrows) do
   assert(r.keyfactor_id == (i % 5 == 0 and nil or i + 1) and r.old == (i % 4 == 0 and "o" .. i or nil), "journal NULLs at " .. k)
 end
 st.h:run("DELETE FROM journal WHERE direction = 'sync'")
+-- Without deletes the 32-row statements carry repeated keys: the last agreement wins.
+for i = 1, 64 do st:agree("R" .. (i % 5), "F", "r" .. i) end
+st:flush()
+for k = 0, 4 do
+  local last = 0
+  for i = 1, 64 do if i % 5 == k then last = i end end
+  local got = st.h:row("SELECT value FROM baseline WHERE serial = ? AND field = 'F'", "R" .. k).value
+  assert(got == "r" .. last, string.format("R%d: %s, want r%d", k, tostring(got), last))
+end
 
 st:finish_run(0)
 -- the journal of a run older than journalDays goes at the next run's start
