@@ -85,22 +85,29 @@ local function start(d, command)
   return pid, p
 end
 
+-- signal_on(dir, command, trigger, sig) -> exit code, merged output, reverted count: runs the
+-- command and sends kill -SIG the first time a line holds trigger (plain text).
+local function signal_on(d, command, trigger, sig)
+  local pid, p = start(d, command)
+  local text, code, sent, reverted = {}, nil, false, nil
+  for line in p:lines() do
+    text[#text + 1] = line
+    if not sent and line:find(trigger, 1, true) then
+      os.execute("kill -" .. sig .. " " .. pid)
+      sent = true
+    end
+    reverted = tonumber(line:match("(%d+) field%(s%) reverted")) or reverted
+    code = tonumber(line:match("^rc=(%d+)$")) or code
+  end
+  p:close()
+  return code, table.concat(text, "\n"), reverted
+end
+
 for _, sig in ipairs({ { "INT", 130, "SIGINT" }, { "TERM", 143, "SIGTERM" } }) do
   fresh(40)
   H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 400 } } }
   dir = H.config_dir(nil, fields)
-  local pid, p = start(dir, "sctokf")
-  local text, code, sent = {}, nil, false
-  for line in p:lines() do
-    text[#text + 1] = line
-    if not sent and line:find("| sync | certificate ", 1, true) then
-      os.execute("kill -" .. sig[1] .. " " .. pid)
-      sent = true
-    end
-    code = tonumber(line:match("^rc=(%d+)$")) or code
-  end
-  p:close()
-  local all = table.concat(text, "\n")
+  local code, all = signal_on(dir, "sctokf", "| sync | certificate ", sig[1])
   H.eq(code, sig[2], sig[3] .. " exit code:\n" .. all)
   assert(all:find("INTERRUPTED by " .. sig[3], 1, true), all)
   local logtext = H.read(H.main_log(dir)) or ""
@@ -127,20 +134,9 @@ H.eq(rc, 0, "the run to revert: " .. out)
 local run_id = assert(out:match("run id: +(%x+)"), out)
 H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 400 } } }
 do
-  local pid, p = start(dir, "revert " .. run_id)
-  local text, code, sent, reverted = {}, nil, false, 0
-  for line in p:lines() do
-    text[#text + 1] = line
-    -- the log line of a finished write (stdout is a pipe here, so its lines come at the end)
-    if not sent and line:find("PUT /Certificates/Metadata -> HTTP 2", 1, true) then
-      os.execute("kill -TERM " .. pid)
-      sent = true
-    end
-    reverted = tonumber(line:match("(%d+) field%(s%) reverted")) or reverted
-    code = tonumber(line:match("^rc=(%d+)$")) or code
-  end
-  p:close()
-  local all = table.concat(text, "\n")
+  -- on the log line of a finished write (stdout is a pipe here, so its lines come at the end)
+  local code, all, reverted = signal_on(dir, "revert " .. run_id, "PUT /Certificates/Metadata -> HTTP 2", "TERM")
+  reverted = reverted or 0
   H.eq(code, 143, "revert on SIGTERM:\n" .. all)
   assert(all:find("[END] revert interrupted by SIGTERM", 1, true), all)
   assert(reverted >= 1 and reverted < 40, "the revert stopped early: " .. reverted .. " of 40")
@@ -155,18 +151,7 @@ end
 -- pre-flight request is not sent, and that is an interruption (143, [END]), not a failure (1).
 H.faults { endpoints = { ["sectigo.customfields"] = { latency_ms = 600 } } }
 do
-  local pid, p = start(dir, "revert " .. run_id)
-  local text, code, sent = {}, nil, false
-  for line in p:lines() do
-    text[#text + 1] = line
-    if not sent and line:find("[START] metasync revert", 1, true) then
-      os.execute("kill -TERM " .. pid)
-      sent = true
-    end
-    code = tonumber(line:match("^rc=(%d+)$")) or code
-  end
-  p:close()
-  local all = table.concat(text, "\n")
+  local code, all = signal_on(dir, "revert " .. run_id, "[START] metasync revert", "TERM")
   H.eq(code, 143, "revert stopped in its pre-flight:\n" .. all)
   assert(all:find("[END] revert interrupted by SIGTERM", 1, true), all)
 end
@@ -179,18 +164,7 @@ do -- apply: a plan of 40 certificates, SIGTERM after the first write
   rc, out = H.run(dir, "sctokf", "--dry-run --plan-out " .. H.sh_quote(plan))
   H.eq(rc, 0, "the plan: " .. out)
   H.faults { endpoints = { ["keyfactor.metadata"] = { latency_ms = 400 } } }
-  local pid, p = start(dir, "apply " .. H.sh_quote(plan))
-  local text, code, sent = {}, nil, false
-  for line in p:lines() do
-    text[#text + 1] = line
-    if not sent and line:find("PUT /Certificates/Metadata -> HTTP 2", 1, true) then
-      os.execute("kill -TERM " .. pid)
-      sent = true
-    end
-    code = tonumber(line:match("^rc=(%d+)$")) or code
-  end
-  p:close()
-  local all = table.concat(text, "\n")
+  local code, all = signal_on(dir, "apply " .. H.sh_quote(plan), "PUT /Certificates/Metadata -> HTTP 2", "TERM")
   H.eq(code, 143, "apply on SIGTERM:\n" .. all)
   assert(all:find("[END] apply interrupted by SIGTERM", 1, true), all)
   local done = kf_writes()
