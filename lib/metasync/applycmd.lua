@@ -277,13 +277,4 @@ local ok, rc = pcall(apply)
 if ok then return rc end
 local msg = type(rc) == "table" and rc.msg or tostring(rc)
 if setup.log_ready then log.fatal("apply", "%s", first_line(msg)) else setup.stderr("%s", first_line(msg)) end
--- A stop signal makes the pre-flight fail (nothing is sent after it): that is an interruption.
-local sig, signum = signals.received()
-if sig then say("[END] apply interrupted by %s%s", sig, started and "" or " before any change was applied") end
--- Once the run is recorded changes may have been written: never exit 1 ("nothing written").
-local code = (sig and 128 + signum) or (started and 2) or 1
-if started then
-  pcall(started.finish_run, started, code)
-  pcall(started.close, started)
-end
-return code
+return setup.failed_exit("apply", started, " before any change was applied")

@@ -202,16 +202,7 @@ local function revert()
   if rok then return rc end
   local msg = type(rc) == "table" and rc.msg or tostring(rc)
   io.stderr:write("metasync: ", log.redact(msg:match("^[^\n]*")), "\n")
-  -- A stop signal makes the pre-flight fail (nothing is sent after it): an interruption.
-  local sig, signum = signals.received()
-  if sig then io.stdout:write(string.format("[END] revert interrupted by %s%s\n", sig, started and "" or " before anything was reverted")) end
-  -- Once the revert is recorded fields may have been written: never exit 1 ("nothing written").
-  local code = (sig and 128 + signum) or (started and 2) or 1
-  if started then
-    pcall(started.finish_run, started, code)
-    pcall(started.close, started)
-  end
-  return code
+  return setup.failed_exit("revert", started, " before anything was reverted")
 end
 
 if command == "report" then return report() end

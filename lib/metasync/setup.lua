@@ -26,6 +26,22 @@ function M.fatal(fmt, ...)
   error(setmetatable({ msg = string.format(fmt, ...) }, Fatal), 0)
 end
 
+-- failed_exit(what, started, nothing_done) -> the exit code of a command (apply, revert) whose
+-- work raised. A stop signal makes the next request fail (nothing is sent after it), so with
+-- one received that is an interruption: an [END] line and 128 + the signal. Once the command's
+-- run is recorded (started: its state) changes may have been written, so never exit 1
+-- ("nothing written"); the run's record is closed with the code either way.
+function M.failed_exit(what, started, nothing_done)
+  local sig, signum = require("metasync.signals").received()
+  if sig then io.stdout:write(string.format("[END] %s interrupted by %s%s\n", what, sig, started and "" or nothing_done)) end
+  local code = (sig and 128 + signum) or (started and 2) or 1
+  if started then
+    pcall(started.finish_run, started, code)
+    pcall(started.close, started)
+  end
+  return code
+end
+
 local function host_of(url) return url:match("^https?://([^/]+)") end
 
 -- register_secrets(cfg): every secret the configuration holds is masked by value in every
