@@ -204,7 +204,8 @@ end
 local function load_fields(dir, cfg, errs, warnings)
   local file = dir .. "/fields.json"
   local doc, err, code = decode_file(file)
-  if doc then return fieldsconf.validate(doc, file, cfg, errs, warnings) end
+  -- A document of `false` is still a document (validate names what it should have been).
+  if doc ~= nil then return fieldsconf.validate(doc, file, cfg, errs, warnings) end
   if code == "absent" and cfg.importAllCustomFields then return { manual = {}, custom = {} } end
   if code == "absent" then
     err = file .. ": file not found (it is required unless importAllCustomFields is true)"
@@ -220,7 +221,7 @@ function M.load(dir)
   local errs, warnings, bad = {}, {}, {}
   local file = dir .. "/config.json"
   local doc, info = decode_file(file) -- info: the error line when doc is nil
-  if not doc then return nil, { info }, warnings end
+  if doc == nil then return nil, { info }, warnings end -- `false` is a document: refused below
   local section = type(doc) == "table" and pick(doc, "Config")
   if type(section) ~= "table" then
     return nil, { file .. ": key 'Config': expected an object holding the settings" }, warnings

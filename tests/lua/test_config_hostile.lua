@@ -332,5 +332,16 @@ for _, bad in ipairs { "0%", "101%" } do
   one_err(setup { maxChanges = bad }, "key 'maxChanges': expected a percentage more than 0% and at most 100%")
 end
 
+-- 12. A file whose whole document is a JSON scalar ---------------------------------------------
+-- `false` decodes to a value that is not nil yet falsy: it was taken for "no document" and the
+-- error list then held the read's info table instead of a message (fuzz_config's finding).
+for _, doc in ipairs { "false", "\t\tfalse", "true", "0", "null" } do
+  local d = setup()
+  write(d .. "/config.json", doc)
+  one_err(d, d .. "/config.json: key 'Config': expected an object holding the settings")
+  d = setup(nil, doc)
+  one_err(d, d .. "/fields.json: expected an object with ManualFields and CustomFields")
+end
+
 for _, p in ipairs(made) do os.execute("rm -rf " .. q(p)) end
 print("ok")
