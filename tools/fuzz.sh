@@ -49,8 +49,14 @@ fi
 
 status=0
 for t in $targets; do
-  work=$dir/fuzz/corpus/$t art=$dir/fuzz/artifacts/$t tmp=$dir/fuzz/tmp/$t log=$dir/fuzz/$t.log
-  mkdir -p "$work" "$art" "$tmp" "tests/fuzz/corpus/$t"
+  work=$dir/fuzz/corpus/$t art=$dir/fuzz/artifacts/$t log=$dir/fuzz/$t.log
+  # The targets' scratch files (fuzz_config writes three files per input) go to a RAM file
+  # system when there is one: on a disk the writes made fuzz_config 2.3 times slower.
+  tmp=""
+  [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=$(mktemp -d /dev/shm/metasync-fuzz.XXXXXX 2>/dev/null) || tmp=""
+  [ -n "$tmp" ] || { tmp=$PWD/$dir/fuzz/tmp/$t; mkdir -p "$tmp"; }
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$work" "$art" "tests/fuzz/corpus/$t"
   # Lua's garbage collector frees an input's memory during later inputs, so libFuzzer's
   # per-input leak check (which reruns every input whose mallocs and frees do not balance under
   # LeakSanitizer) would cost most of the time and could never be clean; the C decoder alone
@@ -61,7 +67,7 @@ for t in $targets; do
   [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
   echo "== fuzz_$t for $seconds s (log: $log)"
   # shellcheck disable=SC2086
-  if TMPDIR=$PWD/$tmp "$dir/tests/fuzz_$t" -max_total_time="$seconds" -timeout=30 \
+  if TMPDIR=$tmp "$dir/tests/fuzz_$t" -max_total_time="$seconds" -timeout=30 \
       -detect_leaks=$leaks -print_final_stats=1 -artifact_prefix="$PWD/$art/" $dict $opts \
       "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$log" | tr '\n' ' '
@@ -69,7 +75,7 @@ for t in $targets; do
     if [ "$fast" = 1 ]; then
       # Every input the campaign kept, once more under ASan and UBSan.
       echo "== replaying $(ls "$work" | wc -l) inputs through build-fz/tests/fuzz_$t (ASan+UBSan)"
-      if ! TMPDIR=$PWD/$tmp build-fz/tests/fuzz_$t -runs=0 -timeout=30 -detect_leaks=$leaks \
+      if ! TMPDIR=$tmp build-fz/tests/fuzz_$t -runs=0 -timeout=30 -detect_leaks=$leaks \
           -artifact_prefix="$PWD/$art/" "$work" >"$log.replay" 2>&1; then
         status=1
         echo "fuzz.sh: the sanitized replay of fuzz_$t found a problem:" >&2
