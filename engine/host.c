@@ -206,6 +206,7 @@ static int open_state(lua_State *L) {
                                   {"metasync.lock", luaopen_metasync_lock},
                                   {"metasync.signals", luaopen_metasync_signals},
                                   {"metasync.fs", luaopen_metasync_fs},
+                                  {"metasync.unchanged", luaopen_metasync_unchanged},
                                   {"metasync.options", load_options},
                                   {"cjson", luaopen_cjson},
                                   {NULL, NULL}};

@@ -112,11 +112,12 @@ end
 -- 4. Values
 ---------------------------------------------------------------------------------------------
 -- Where a field's value comes from: a custom field by name, or a manual field's path into the
--- certificate details. Returning nil (or "") means "no value": the Keyfactor value is kept.
-function policy.source_value(field, details, kfcert, ctx)
-  if field.kind == "manual" then return values.dig(details, field.sectigo) end
-  return fields.custom_value(details, field.sectigo)
-end
+-- certificate details (fields.source_value). Returning nil (or "") means "no value": the
+-- Keyfactor value is kept. To take values from elsewhere, replace it with your own
+--   function policy.source_value(field, details, kfcert, ctx) ... end
+-- (the library then calls it for every field of every certificate; with fields.source_value
+-- it can tell a certificate that needs nothing without calling Lua per field).
+policy.source_value = fields.source_value
 
 -- convert() is called once per distinct value of a field in a run (the library remembers the
 -- answers), so it must give the same answer for the same value, as it does here.

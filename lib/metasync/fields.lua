@@ -4,6 +4,7 @@
 -- case_sensitive=, sectigo_type=, sectigo_id=, sectigo_active=}.
 local json = require("metasync.json")
 local log = require("metasync.log")
+local values = require("metasync.values")
 
 local M = {}
 
@@ -206,6 +207,44 @@ function M.metadata(cert, name)
     lowered[md] = low
   end
   return low[name:lower()]
+end
+
+-- source_value(field, details) -> the value fields.json names in a Sectigo certificate's
+-- details: a manual field's dot path (values.dig), a custom field's value by name. A policy
+-- whose source_value is this very function lets metasync.pair settle a pair that needs nothing
+-- natively (metasync.unchanged follows the same lookups); any other function is called per field.
+function M.source_value(field, details)
+  if field.kind == "manual" then return values.dig(details, field.sectigo) end
+  return M.custom_value(details, field.sectigo)
+end
+
+-- lookup_plan(list, novalue) -> the lookups of source_value and metadata for these fields, in
+-- the form metasync.unchanged follows (engine/unchanged.c), or nil when two fields share a
+-- Keyfactor name (each field is then settled on its own, which only holds for distinct
+-- names). novalue: the memo's key for "no current value".
+function M.lookup_plan(list, novalue)
+  local plan, seen = { novalue = novalue, map = "Metadata" }, {}
+  for i, f in ipairs(list) do
+    local key = tostring(f.keyfactor)
+    if seen[key:lower()] then return nil end
+    seen[key:lower()] = true
+    local e = { f, key, key:lower() }
+    if f.kind == "manual" then
+      local segs = {}
+      for _, seg in ipairs(values.path_segments(f.sectigo)) do
+        local n = tonumber(seg)
+        segs[#segs + 1] = seg
+        segs[#segs + 1] = n and n + 1 or false
+        segs[#segs + 1] = seg:lower()
+      end
+      e[4], e[5] = 1, segs
+    else
+      local name = tostring(f.sectigo)
+      e[4], e[5], e[6], e[7] = 2, name, name:lower(), "customFields"
+    end
+    plan[i] = e
+  end
+  return plan
 end
 
 -- custom_value(details, name) -> a Sectigo certificate's custom field value by name

@@ -10,6 +10,7 @@ local log = require("metasync.log")
 local values = require("metasync.values")
 local fields = require("metasync.fields")
 local planfile = require("metasync.planfile")
+local unchanged = require("metasync.unchanged")
 
 local M = {}
 
@@ -133,27 +134,28 @@ local function plan(ctx, side, p, changes)
 end
 M.plan = plan
 
--- settle_unchanged(ctx, p, agreed): the outcome of a pair with nothing to write and no
+-- settle_unchanged(ctx, p, agreed[, base]): the outcome of a pair with nothing to write and no
 -- problem, the usual case of a no-op run: the baseline learns what both sides hold, and none
--- of a write's labels and closures are made.
-local function settle_unchanged(ctx, p, agreed)
+-- of a write's labels and closures are made. base: the certificate's baseline, when the
+-- caller has taken it from the store already (it is taken once).
+local function settle_unchanged(ctx, p, agreed, base)
   if not ctx.dry_run then
-    local base = ctx.state:baseline(p.serial)
+    base = base or ctx.state:baseline(p.serial)
     for key, v in pairs(agreed) do remember(ctx, p, base, key, v) end
   end
   ctx.report:unchanged_pair(p)
 end
 M.settle_unchanged = settle_unchanged
 
--- settle(ctx, p, o, spawn): the outcome of one pair. o = {target=, direction=, id_label=,
--- label=, changes=, problems=, agreed = {key = canonical value}, write = fn}. A certificate
--- with a field that could not be converted still gets its other fields, but counts as
--- failed, once.
-local function settle(ctx, p, o, spawn)
+-- settle(ctx, p, o, spawn[, base]): the outcome of one pair. o = {target=, direction=,
+-- id_label=, label=, changes=, problems=, agreed = {key = canonical value}, write = fn}. A
+-- certificate with a field that could not be converted still gets its other fields, but
+-- counts as failed, once. base: as for settle_unchanged.
+local function settle(ctx, p, o, spawn, base)
   local r = ctx.report
   local changes = o.changes
   local problem = #o.problems > 0 and table.concat(o.problems, "; ") or nil
-  local base = ctx.dry_run and {} or ctx.state:baseline(p.serial)
+  base = ctx.dry_run and {} or base or ctx.state:baseline(p.serial)
   if not ctx.dry_run then
     for key, v in pairs(o.agreed) do remember(ctx, p, base, key, v) end
   end
@@ -197,10 +199,32 @@ local function details(ctx, p)
 end
 M.details = details
 
+-- pending(ctx, policy, p, d, base) -> nil when every field of the pair is settled already,
+-- else the indices into ctx.fields left to decide (all of them: false). Fields whose answer
+-- the run has remembered for the same two values, and whose baseline already holds it, are
+-- settled natively (metasync.unchanged), when the policy reads its values the library's way.
+local function pending(ctx, policy, p, d, base)
+  if not ctx.memo then return false end
+  local plan = ctx.lookup_plan
+  if not plan or plan.fields ~= ctx.fields or plan.source_value ~= policy.source_value then
+    plan = policy.source_value == fields.source_value and fields.lookup_plan(ctx.fields, NOVALUE)
+    plan = plan or { off = true }
+    plan.fields, plan.source_value = ctx.fields, policy.source_value
+    ctx.lookup_plan = plan
+  end
+  if plan.off then return false end
+  return unchanged.pending(plan, d, p.kf, ctx.memo, base)
+end
+
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
 local function sctokf(ctx, policy, p, d, spawn)
+  local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
+  local todo = pending(ctx, policy, p, d, base)
+  if todo == nil then return ctx.report:unchanged_pair(p) end
   local changes, payload, problems, agreed = {}, {}, {}, {}
-  for _, f in ipairs(ctx.fields) do
+  local list = ctx.fields
+  for j = 1, todo and #todo or #list do
+    local f = list[todo and todo[j] or j]
     local kind = values.kind_of_kf(f.datatype)
     local change, problem, same = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
       fields.metadata(p.kf, f.keyfactor), kind, f.keyfactor)
@@ -215,12 +239,13 @@ local function sctokf(ctx, policy, p, d, spawn)
       agreed[f.keyfactor] = values.text(same)
     end
   end
-  if #changes == 0 and #problems == 0 then return settle_unchanged(ctx, p, agreed) end
+  base = base or nil
+  if #changes == 0 and #problems == 0 then return settle_unchanged(ctx, p, agreed, base) end
   local id = p.kf.Id
   settle(ctx, p, { target = "Keyfactor", direction = "sctokf", id_label = "Keyfactor id " .. tostring(id),
     keyfactor_id = id, sectigo_id = p.ssl_id,
     label = p.kf.IssuedCN, changes = changes, problems = problems, agreed = agreed,
-    write = function() return ctx.keyfactor:update_metadata(id, payload) end }, spawn)
+    write = function() return ctx.keyfactor:update_metadata(id, payload) end }, spawn, base)
 end
 
 function M.sctokf(ctx, policy, p, spawn)

@@ -54,14 +54,21 @@ end
 -- old tool resolved them against .NET property names.
 local segments = {} -- path -> its segments, split once
 
-function M.dig(obj, path)
-  local cur = obj
+-- path_segments(path) -> the segments dig() walks ("certType.id" -> {"certType", "id"}); the
+-- list is shared, only read.
+function M.path_segments(path)
   local segs = segments[path]
   if not segs then
     segs = {}
     for seg in tostring(path):gmatch("[^%.]+") do segs[#segs + 1] = seg end
     segments[path] = segs
   end
+  return segs
+end
+
+function M.dig(obj, path)
+  local cur = obj
+  local segs = segments[path] or M.path_segments(path)
   for _, seg in ipairs(segs) do
     if type(cur) ~= "table" then return nil end
     local nxt = cur[seg]

@@ -1,0 +1,302 @@
+/* metasync.unchanged: tells, without running Lua per field, which fields of a pair of records
+ * may need something. A field is settled when its source value, looked up the way the plan
+ * says, has an answer already remembered for it and the target's current value, and that
+ * answer is "no value", or "the same" and the baseline already holds it.
+ *
+ *   unchanged.pending(plan, src, dst, memo, base) -> nil (every field settled)
+ *                                                  | {i, ...} (the fields the caller decides)
+ *
+ * Why native: on a run that changes nothing (the usual nightly run), each field of each
+ * certificate cost a dozen Lua calls (the lookups, the remembered decision, the baseline
+ * check), most of a run's CPU. A field listed is decided by the caller's own Lua, which is
+ * always right, so every case this file does not know (a value that is a table, an answer not
+ * remembered yet, such as for a value unique to the certificate, a change, a problem, a table
+ * with an __index or __pairs metamethod) is simply listed.
+ *
+ * plan = { novalue = <the key that stands for "no current value">, map = <dst's key holding the
+ * name -> value map>, [i] = entry }, one entry per field:
+ *   entry[1] the memo key (memo[entry[1]][source value][current value] = answer)
+ *   entry[2] the name looked up in dst[plan.map] (exactly, else the last key equal to it in
+ *            lower case), and the key of base compared with the agreed value
+ *   entry[3] entry[2] in lower case
+ *   entry[4] 1: the source is a dot path into src; entry[5] = {seg, numeric key or false,
+ *            seg in lower case, ...}: at each step the key itself, else the numeric key, else
+ *            the first key equal to it in lower case
+ *            2: the source is the value of the element named entry[5] in the list src[entry[7]]
+ *            (a list of {name =, value =}; exactly, else equal in lower case; entry[6] is the
+ *            name in lower case)
+ * An answer is false ("no value"), a string (a problem), {same = v} or {new = v}. A source
+ * value that is nil, json.null or only white space is "no value" before any answer is asked.
+ * base: the target's baseline (key -> value), or false to skip that check (a dry run).
+ * The Lua these lookups mirror: values.dig, values.absent, fields.custom_value,
+ * fields.metadata and pair.compare (lib/metasync/). */
+#include <ctype.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <string.h>
+
+#include "modules.h"
+
+/* Reads t[key] for the key on top of the stack, replacing it with the value, as Lua would read
+ * it: a raw hit is the answer; a raw miss is nil unless a metatable's __index decides, which
+ * only Lua can run (0: give up). A Keyfactor item decoded with some keys only has such an
+ * __index; decoded JSON arrays carry a metatable without one. */
+static int get(lua_State *L, int t) {
+  if (lua_rawget(L, t) != LUA_TNIL) return 1;
+  if (!lua_getmetatable(L, t)) return 1;
+  int has = lua_getfield(L, -1, "__index") != LUA_TNIL;
+  lua_pop(L, 2);
+  return !has;
+}
+
+/* A table whose pairs() is lua_next (no __pairs metamethod). */
+static int scannable(lua_State *L, int t) {
+  if (!lua_getmetatable(L, t)) return 1;
+  int has = lua_getfield(L, -1, "__pairs") != LUA_TNIL;
+  lua_pop(L, 2);
+  return !has;
+}
+
+static int same_lower(const char *a, size_t na, const char *b, size_t nb) {
+  if (na != nb) return 0;
+  for (size_t i = 0; i < na; i++)
+    if (tolower((unsigned char)a[i]) != (unsigned char)b[i]) return 0;
+  return 1;
+}
+
+/* Pushes the value of the first (first = 1) or last string key of the table at t equal,
+ * lowered, to low, or nil. 0: the table cannot be scanned here. */
+static int scan(lua_State *L, int t, const char *low, size_t nlow, int first) {
+  if (!scannable(L, t)) return 0;
+  lua_pushnil(L); /* the match */
+  int match = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    size_t nk;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tolstring(L, -2, &nk);
+      if (same_lower(k, nk, low, nlow)) {
+        lua_copy(L, -1, match);
+        if (first) {
+          lua_settop(L, match);
+          return 1;
+        }
+      }
+    }
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* Pushes the source value by dot path (values.dig). 0: give up. */
+static int dig(lua_State *L, int src, int segs) {
+  lua_pushvalue(L, src);
+  lua_Integer n = luaL_len(L, segs);
+  for (lua_Integer i = 1; i + 2 <= n; i += 3) {
+    int cur = lua_gettop(L);
+    if (lua_type(L, cur) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      return 1;
+    }
+    lua_rawgeti(L, segs, i);
+    if (!get(L, cur)) return 0;
+    if (lua_isnil(L, -1)) { /* then the numeric key (false when the segment is no number) */
+      lua_pop(L, 1);
+      if (lua_rawgeti(L, segs, i + 1) == LUA_TBOOLEAN) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+      } else if (!get(L, cur)) {
+        return 0;
+      }
+    }
+    if (lua_isnil(L, -1)) { /* then the first key equal to it in lower case */
+      lua_pop(L, 1);
+      lua_rawgeti(L, segs, i + 2);
+      size_t nlow;
+      const char *low = lua_tolstring(L, -1, &nlow);
+      if (!low || !scan(L, cur, low, nlow, 1)) return 0;
+      lua_remove(L, -2);
+    }
+    lua_remove(L, cur);
+  }
+  return 1;
+}
+
+/* Pushes the value of the list element named entry[5] (fields.custom_value). 0: give up. */
+static int named(lua_State *L, int src, int entry) {
+  if (lua_type(L, src) != LUA_TTABLE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_rawgeti(L, entry, 7);
+  if (!get(L, src)) return 0;
+  int list = lua_gettop(L);
+  if (lua_type(L, list) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return 1;
+  }
+  size_t nname, nlow;
+  lua_rawgeti(L, entry, 5);
+  const char *name = lua_tolstring(L, -1, &nname);
+  lua_rawgeti(L, entry, 6);
+  const char *low = lua_tolstring(L, -1, &nlow);
+  if (!name || !low) return 0;
+  for (int pass = 0; pass < 2; pass++) { /* the exact name first, then in lower case */
+    for (lua_Integer i = 1;; i++) {
+      lua_pushinteger(L, i); /* ipairs reads through __index */
+      if (!get(L, list)) return 0;
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        break;
+      }
+      int cf = lua_gettop(L);
+      if (lua_type(L, cf) == LUA_TTABLE) {
+        lua_pushliteral(L, "name");
+        if (!get(L, cf)) return 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          size_t nk;
+          const char *k = lua_tolstring(L, -1, &nk);
+          int hit = pass == 0 ? (nk == nname && memcmp(k, name, nk) == 0) : same_lower(k, nk, low, nlow);
+          if (hit) {
+            lua_pushliteral(L, "value");
+            if (!get(L, cf)) return 0;
+            lua_replace(L, list);
+            lua_settop(L, list);
+            return 1;
+          }
+        }
+      }
+      lua_settop(L, cf - 1);
+    }
+  }
+  lua_settop(L, list - 1);
+  lua_pushnil(L);
+  return 1;
+}
+
+/* Pushes dst[map][name], else the value of the last key equal to it in lower case
+ * (fields.metadata). 0: give up. */
+static int keyed(lua_State *L, int dst, int mapkey, int entry) {
+  if (lua_type(L, dst) != LUA_TTABLE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushvalue(L, mapkey);
+  if (!get(L, dst)) return 0;
+  int md = lua_gettop(L);
+  if (lua_type(L, md) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_rawgeti(L, entry, 2);
+  if (!get(L, md)) return 0;
+  if (!lua_isnil(L, -1)) {
+    lua_remove(L, md);
+    return 1;
+  }
+  lua_pop(L, 1);
+  size_t nlow;
+  lua_rawgeti(L, entry, 3);
+  const char *low = lua_tolstring(L, -1, &nlow);
+  if (!low || !scan(L, md, low, nlow, 0)) return 0;
+  lua_replace(L, md);
+  lua_settop(L, md);
+  return 1;
+}
+
+static int absent(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: return 1;
+  case LUA_TLIGHTUSERDATA: return lua_touserdata(L, idx) == NULL; /* json.null */
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    for (size_t i = 0; i < n; i++)
+      if (!isspace((unsigned char)s[i])) return 0;
+    return 1;
+  }
+  default: return 0;
+  }
+}
+
+static int scalar(int t) { return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN; }
+
+/* One field: 1 = settled (no value, or the same and already the baseline), 0 = pending. */
+static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int dst, int memo, int base) {
+  int top = lua_gettop(L);
+  int ok;
+  lua_rawgeti(L, entry, 4);
+  int kind = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (kind == 1) {
+    lua_rawgeti(L, entry, 5);
+    if (lua_type(L, -1) != LUA_TTABLE) return 0;
+    ok = dig(L, src, top + 1);
+  } else if (kind == 2) {
+    ok = named(L, src, entry);
+  } else {
+    return 0;
+  }
+  if (!ok) return 0;
+  int raw = lua_gettop(L);
+  if (absent(L, raw)) return 1;
+  if (!scalar(lua_type(L, raw))) return 0;
+  if (!keyed(L, dst, mapkey, entry)) return 0;
+  int old = lua_gettop(L);
+  if (!lua_isnil(L, old) && !scalar(lua_type(L, old))) return 0;
+  lua_rawgeti(L, entry, 1);
+  if (lua_rawget(L, memo) != LUA_TTABLE) return 0; /* memo[f] */
+  lua_pushvalue(L, raw);
+  if (lua_rawget(L, -2) != LUA_TTABLE) return 0; /* [raw] */
+  lua_pushvalue(L, lua_isnil(L, old) ? novalue : old);
+  int t = lua_rawget(L, -2); /* [old] */
+  if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return 1; /* no value after conversion */
+  if (t != LUA_TTABLE) return 0;
+  lua_pushliteral(L, "same");
+  if (lua_rawget(L, -2) != LUA_TSTRING) return 0; /* a change, or a value text() would convert */
+  if (!base) return 1;
+  lua_rawgeti(L, entry, 2);
+  if (!get(L, base)) return 0;
+  return lua_rawequal(L, -1, -2);
+}
+
+static int l_pending(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int base = 0;
+  if (lua_type(L, 5) == LUA_TTABLE) {
+    base = 5;
+  } else if (!(lua_type(L, 5) == LUA_TBOOLEAN && !lua_toboolean(L, 5))) {
+    return luaL_argerror(L, 5, "expected the baseline table or false");
+  }
+  lua_settop(L, 5);
+  luaL_checkstack(L, 40, "metasync.unchanged");
+  lua_getfield(L, 1, "novalue"); /* 6 */
+  lua_getfield(L, 1, "map");     /* 7 */
+  lua_pushnil(L);                /* 8: the pending list, made at the first field left */
+  lua_Integer n = luaL_len(L, 1), left = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    int settled = 0;
+    if (lua_rawgeti(L, 1, i) == LUA_TTABLE) settled = field(L, 9, 6, 7, 2, 3, 4, base);
+    lua_settop(L, 8);
+    if (!settled) {
+      if (lua_isnil(L, 8)) {
+        lua_createtable(L, 4, 0);
+        lua_replace(L, 8);
+      }
+      lua_pushinteger(L, i);
+      lua_rawseti(L, 8, ++left);
+    }
+  }
+  return 1;
+}
+
+int luaopen_metasync_unchanged(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"pending", l_pending}, {NULL, NULL}};
+  luaL_newlib(L, funcs);
+  return 1;
+}
