@@ -43,18 +43,17 @@
  * __index; decoded JSON arrays carry a metatable without one. */
 static int get(lua_State *L, int t) {
   if (lua_rawget(L, t) != LUA_TNIL) return 1;
-  if (!lua_getmetatable(L, t)) return 1;
-  int has = lua_getfield(L, -1, "__index") != LUA_TNIL;
-  lua_pop(L, 2);
-  return !has;
+  /* Lua finds a metamethod by a raw read of the metatable; so does luaL_getmetafield. */
+  if (luaL_getmetafield(L, t, "__index") == LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  return 0;
 }
 
 /* A table whose pairs() is lua_next (no __pairs metamethod). */
 static int scannable(lua_State *L, int t) {
-  if (!lua_getmetatable(L, t)) return 1;
-  int has = lua_getfield(L, -1, "__pairs") != LUA_TNIL;
-  lua_pop(L, 2);
-  return !has;
+  if (luaL_getmetafield(L, t, "__pairs") == LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  return 0;
 }
 
 static int same_lower(const char *a, size_t na, const char *b, size_t nb) {
@@ -214,6 +213,9 @@ static int absent(lua_State *L, int idx) {
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
+    /* values.absent's own first test: a first byte above 32 is something, whatever the
+     * locale's isspace() says of it. */
+    if (n > 0 && (unsigned char)s[0] > 32) return 0;
     for (size_t i = 0; i < n; i++)
       if (!isspace((unsigned char)s[i])) return 0;
     return 1;
@@ -242,10 +244,12 @@ static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int 
   }
   if (!ok) return 0;
   int raw = lua_gettop(L);
-  if (absent(L, raw)) return 1;
-  if (!scalar(lua_type(L, raw))) return 0;
+  /* The current value is read even for an absent source value, as the Lua reads it (a read
+   * that would raise there must leave the field to it). */
   if (!keyed(L, dst, mapkey, entry)) return 0;
   int old = lua_gettop(L);
+  if (absent(L, raw)) return 1;
+  if (!scalar(lua_type(L, raw))) return 0;
   if (!lua_isnil(L, old) && !scalar(lua_type(L, old))) return 0;
   lua_rawgeti(L, entry, 1);
   if (lua_rawget(L, memo) != LUA_TTABLE) return 0; /* memo[f] */

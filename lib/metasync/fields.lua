@@ -221,11 +221,14 @@ end
 -- lookup_plan(list, novalue) -> the lookups of source_value and metadata for these fields, in
 -- the form metasync.unchanged follows (engine/unchanged.c), or nil when two fields share a
 -- Keyfactor name (each field is then settled on its own, which only holds for distinct
--- names). novalue: the memo's key for "no current value".
+-- names) or a name is not a string. novalue: the memo's key for "no current value".
 function M.lookup_plan(list, novalue)
   local plan, seen = { novalue = novalue, map = "Metadata" }, {}
   for i, f in ipairs(list) do
-    local key = tostring(f.keyfactor)
+    -- Names that are not strings are looked up differently by the Lua (a number matches a
+    -- number, or raises): those fields are left to it.
+    if type(f.keyfactor) ~= "string" or type(f.sectigo) ~= "string" then return nil end
+    local key = f.keyfactor
     if seen[key:lower()] then return nil end
     seen[key:lower()] = true
     local e = { f, key, key:lower() }
@@ -239,7 +242,7 @@ function M.lookup_plan(list, novalue)
       end
       e[4], e[5] = 1, segs
     else
-      local name = tostring(f.sectigo)
+      local name = f.sectigo
       e[4], e[5], e[6], e[7] = 2, name, name:lower(), "customFields"
     end
     plan[i] = e

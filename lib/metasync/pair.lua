@@ -41,6 +41,9 @@ end
 -- field, ctx) sees nothing else, and the comparison is the library's own. Bounded per field.
 local MEMO_MAX = 20000
 local NOVALUE = {}
+-- A field's memo counts its entries under this key: no source value can be it (a string key
+-- "n" was: the value "n", which values.bool reads as false, then indexed the count).
+local COUNT = {}
 local SCALAR = { string = true, number = true, boolean = true }
 
 -- compare(...) -> change | nil, problem | nil, nil, same for one field of one certificate: the
@@ -54,7 +57,7 @@ local function compare(ctx, policy, f, raw, old, kind, name)
     local memo = ctx.memo
     if not memo then memo = setmetatable({}, { __mode = "k" }); ctx.memo = memo end
     local m = memo[f]
-    if not m or m.n > MEMO_MAX then m = { n = 0 }; memo[f] = m end
+    if not m or m[COUNT] > MEMO_MAX then m = { [COUNT] = 0 }; memo[f] = m end
     local byold = m[raw]
     if not byold then byold = {}; m[raw] = byold end
     local okey = old == nil and NOVALUE or old
@@ -62,7 +65,7 @@ local function compare(ctx, policy, f, raw, old, kind, name)
     if r == nil then
       r = decide(ctx, policy, f, raw, old, kind, name)
       byold[okey] = r
-      m.n = m.n + 1
+      m[COUNT] = m[COUNT] + 1
     end
   else
     r = decide(ctx, policy, f, raw, old, kind, name)

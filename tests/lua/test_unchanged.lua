@@ -75,10 +75,11 @@ local function scalar_type(v) local t = type(v); return t == "string" or t == "n
 local function settled_lua(f, d, kf, memo, base)
   local ok, raw = pcall(fields.source_value, f, d)
   if not ok then return false end
-  if values.absent(raw) then return true end
-  if not scalar_type(raw) then return false end
+  -- pair.sctokf reads the current value whatever the source value is (an argument).
   local ok2, old = pcall(fields.metadata, kf, f.keyfactor)
   if not ok2 then return false end
+  if values.absent(raw) then return true end
+  if not scalar_type(raw) then return false end
   if old ~= nil and not scalar_type(old) then return false end
   local m = memo[f]
   local byold = m and m[raw]
@@ -90,7 +91,7 @@ end
 
 local function answers(f, d, kf)
   -- remembered answers for the values this field will see (and some it will not)
-  local m = { n = 0 }
+  local m = {}
   local ok, raw = pcall(fields.source_value, f, d)
   local ok2, old = pcall(fields.metadata, kf, f.keyfactor)
   local keys = { word(), R(3) }
@@ -183,6 +184,28 @@ assert(unchanged.pending(plan, { CERTTYPE = { ID = 7 } }, { Metadata = { TypeId 
   "path segments in any case")
 -- One field named twice: each field is not settled on its own, so no plan.
 assert(fields.lookup_plan({ C, { kind = "custom", sectigo = "Other", keyfactor = "costcenter" } }, NOVALUE) == nil)
+-- A Keyfactor item whose Metadata was not fetched: the Lua's read raises even when the source
+-- value is absent, so the field is the Lua's (found in review).
+local guarded = setmetatable({}, { __index = function(_, k) error("not fetched: " .. k) end })
+assert(table.concat(unchanged.pending(plan, {}, guarded, memo, false), ",") == "1,2")
+-- Names that are not strings are looked up otherwise by the Lua: no plan.
+assert(fields.lookup_plan({ { kind = "custom", sectigo = 5, keyfactor = "K" } }, NOVALUE) == nil)
+assert(fields.lookup_plan({ { kind = "manual", sectigo = "id", keyfactor = 7 } }, NOVALUE) == nil)
+-- A string of one non-ASCII byte is a value (values.absent looks at the first byte first).
+local X = { kind = "custom", sectigo = "X", keyfactor = "X" }
+local px = fields.lookup_plan({ X }, NOVALUE)
+assert(table.concat(unchanged.pending(px, { customFields = { { name = "X", value = "\xA0" } } }, { Metadata = {} }, {}, false), ",") == "1")
+-- The memo's count is kept under a key no value can be: the value "n" once indexed it.
+do
+  local pair0 = require("metasync.pair")
+  local c0 = { date_format = "M/d/yyyy h:mm:ss tt" }
+  local pol = { convert = function(v) return v end }
+  local f0 = { keyfactor = "B" }
+  for _ = 1, 2 do
+    local okc, e1, e2, same = pcall(pair0.compare, c0, pol, f0, "n", "n", "text", "B")
+    assert(okc and e1 == nil and e2 == nil and same == "n", tostring(e1))
+  end
+end
 local ok, err = pcall(unchanged.pending, plan, d, {}, memo, true)
 assert(not ok and tostring(err):find("baseline table or false"), tostring(err))
 
