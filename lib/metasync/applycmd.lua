@@ -13,6 +13,7 @@ local planfile = require("metasync.planfile")
 local values = require("metasync.values")
 local fields = require("metasync.fields")
 local pair = require("metasync.pair")
+local dryplan = require("metasync.dryplan")
 local log = require("metasync.log")
 local task = require("metasync.task")
 local signals = require("metasync.signals")
@@ -135,7 +136,7 @@ local function apply_one(ctx, e, out)
       out.stale = out.stale + 1
       local shown = values.canonical(now, c.kind, fmt)
       say("stale (skipped): %s: %s: now %s, the plan expected %s (-> %s)", where(e), planfile.escape(c.field),
-        pair.show(shown), pair.show(old), pair.show(new))
+        dryplan.show(shown), dryplan.show(old), dryplan.show(new))
       st:journal { direction = e.direction, serial = e.serial, sectigo_id = e.sectigo_id, keyfactor_id = e.keyfactor_id,
         field = c.key, old = old, new = new, result = "stale", detail = string.format("%s; now %s", detail,
           shown == nil and "(none)" or ("'" .. shown .. "'")) }
@@ -144,7 +145,7 @@ local function apply_one(ctx, e, out)
   if #todo == 0 then return end
   if ctx.dry_run then
     for _, c in ipairs(todo) do
-      say("would write %s: %s: %s -> %s", where(e), planfile.escape(c.field), pair.show(nn(c.old)), pair.show(nn(c.new)))
+      say("would write %s: %s: %s -> %s", where(e), planfile.escape(c.field), dryplan.show(nn(c.old)), dryplan.show(nn(c.new)))
     end
     out.written, out.certs = out.written + #todo, out.certs + 1
     return

@@ -13,6 +13,7 @@
 local log = require("metasync.log")
 local values = require("metasync.values")
 local pair = require("metasync.pair")
+local dryplan = require("metasync.dryplan")
 
 local M = {}
 
@@ -175,7 +176,7 @@ local function sync(ctx, policy, p, d, spawn)
     -- Printed (and saved with --plan-out) per side, as apply writes each side on its own.
     for _, side in ipairs(sides) do
       if #side.changes > 0 then
-        pair.plan(ctx, { target = side.target, direction = side.direction, id_label = side.label,
+        dryplan.plan(ctx, { target = side.target, direction = side.direction, id_label = side.label,
           label = rawget(p.kf, "IssuedCN"), keyfactor_id = kid, sectigo_id = sid }, p, side.changes)
         r:changed(p.serial, side.label, side.changes)
       end
