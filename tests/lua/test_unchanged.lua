@@ -228,16 +228,20 @@ local agreed = {}
 local st = { baseline = function(_, serial) return agreed[serial] or {} end,
   agree = function(_, serial, k, v) agreed[serial] = agreed[serial] or {}; agreed[serial][k] = v end,
   journal = function() end }
-local function run_once(pol)
-  local ctx = { fields = list, dry_run = false, report = report.new("sctokf"), direction = "sctokf", index = {},
-    cfg = {}, state = st, sectigo_date_format = "MM/dd/yyyy", date_format = "M/d/yyyy h:mm:ss tt",
-    keyfactor = { update_metadata = function() error("nothing is to be written") end } }
+-- pass(ctx, policy): the same three certificates, both sides in step.
+local function pass(c, pol)
   for i = 1, 3 do
     local dd = { id = 1000 + i, customFields = json.array { { name = "Cost Center", value = "CC-" .. i % 2 },
       { name = "Environment", value = "Production" } } }
     local kf = { Id = i, Metadata = { SectigoID = tostring(1000 + i), CostCenter = "CC-" .. i % 2, Environment = "Production" } }
-    pair.sctokf(ctx, pol, { kf = kf, serial = "S" .. i, ssl_id = 1000 + i, doc = dd }, function(fn) fn() end)
+    pair.sctokf(c, pol, { kf = kf, serial = "S" .. i, ssl_id = 1000 + i, doc = dd }, function(fn) fn() end)
   end
+end
+local function run_once(pol)
+  local ctx = { fields = list, dry_run = false, report = report.new("sctokf"), direction = "sctokf", index = {},
+    cfg = {}, state = st, sectigo_date_format = "MM/dd/yyyy", date_format = "M/d/yyyy h:mm:ss tt",
+    keyfactor = { update_metadata = function() error("nothing is to be written") end } }
+  pass(ctx, pol)
   return ctx
 end
 -- One run, one memo: the first pass decides every field in Lua and the baseline learns them.
@@ -250,14 +254,6 @@ end
 -- The second pass over the same certificates in the same run (the memo knows every value now,
 -- as a no-op run's memo knows the values that repeat): every field settles natively, without
 -- a call to the library's lookups or to the policy.
-local function pass(c, pol)
-  for i = 1, 3 do
-    local dd = { id = 1000 + i, customFields = json.array { { name = "Cost Center", value = "CC-" .. i % 2 },
-      { name = "Environment", value = "Production" } } }
-    local kf = { Id = i, Metadata = { SectigoID = tostring(1000 + i), CostCenter = "CC-" .. i % 2, Environment = "Production" } }
-    pair.sctokf(c, pol, { kf = kf, serial = "S" .. i, ssl_id = 1000 + i, doc = dd }, function(fn) fn() end)
-  end
-end
 local function lookups(fn)
   local n = 0
   debug.sethook(function()
