@@ -87,17 +87,20 @@ static int scan(lua_State *L, int t, const char *low, size_t nlow, int first) {
   return 1;
 }
 
+/* Replaces the top n values with nil, the answer "no value": 1. */
+static int none(lua_State *L, int n) {
+  lua_pop(L, n);
+  lua_pushnil(L);
+  return 1;
+}
+
 /* Pushes the source value by dot path (values.dig). 0: give up. */
 static int dig(lua_State *L, int src, int segs) {
   lua_pushvalue(L, src);
   lua_Integer n = luaL_len(L, segs);
   for (lua_Integer i = 1; i + 2 <= n; i += 3) {
     int cur = lua_gettop(L);
-    if (lua_type(L, cur) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_pushnil(L);
-      return 1;
-    }
+    if (lua_type(L, cur) != LUA_TTABLE) return none(L, 1);
     lua_rawgeti(L, segs, i);
     if (!get(L, cur)) return 0;
     if (lua_isnil(L, -1)) { /* then the numeric key (false when the segment is no number) */
@@ -124,18 +127,11 @@ static int dig(lua_State *L, int src, int segs) {
 
 /* Pushes the value of the list element named entry[5] (fields.custom_value). 0: give up. */
 static int named(lua_State *L, int src, int entry) {
-  if (lua_type(L, src) != LUA_TTABLE) {
-    lua_pushnil(L);
-    return 1;
-  }
+  if (lua_type(L, src) != LUA_TTABLE) return none(L, 0);
   lua_rawgeti(L, entry, 7);
   if (!get(L, src)) return 0;
   int list = lua_gettop(L);
-  if (lua_type(L, list) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    return 1;
-  }
+  if (lua_type(L, list) != LUA_TTABLE) return none(L, 1);
   size_t nname, nlow;
   lua_rawgeti(L, entry, 5);
   const char *name = lua_tolstring(L, -1, &nname);
@@ -170,26 +166,18 @@ static int named(lua_State *L, int src, int entry) {
       lua_settop(L, cf - 1);
     }
   }
-  lua_settop(L, list - 1);
-  lua_pushnil(L);
-  return 1;
+  lua_settop(L, list);
+  return none(L, 1);
 }
 
 /* Pushes dst[map][name], else the value of the last key equal to it in lower case
  * (fields.metadata). 0: give up. */
 static int keyed(lua_State *L, int dst, int mapkey, int entry) {
-  if (lua_type(L, dst) != LUA_TTABLE) {
-    lua_pushnil(L);
-    return 1;
-  }
+  if (lua_type(L, dst) != LUA_TTABLE) return none(L, 0);
   lua_pushvalue(L, mapkey);
   if (!get(L, dst)) return 0;
   int md = lua_gettop(L);
-  if (lua_type(L, md) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    return 1;
-  }
+  if (lua_type(L, md) != LUA_TTABLE) return none(L, 1);
   lua_rawgeti(L, entry, 2);
   if (!get(L, md)) return 0;
   if (!lua_isnil(L, -1)) {

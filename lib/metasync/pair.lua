@@ -16,7 +16,6 @@ local M = {}
 
 local function first_line(e) return (tostring(e):match("^[^\n]*")) end
 
-
 -- decide(...) -> false (no value) | {new = value} | {same = value} | problem string
 local function decide(ctx, policy, f, raw, old, kind, name)
   local new, err = policy.convert(raw, f, ctx)
@@ -85,7 +84,6 @@ local function journal(ctx, p, direction, c, result)
     result = result }
 end
 M.journal = journal
-
 
 -- settle_unchanged(ctx, p, agreed[, base]): the outcome of a pair with nothing to write and no
 -- problem, the usual case of a no-op run: the baseline learns what both sides hold, and none
@@ -172,12 +170,12 @@ end
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
 local function sctokf(ctx, policy, p, d, spawn)
   local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
-  local todo = pending(ctx, policy, p, d, base)
-  if todo == nil then return ctx.report:unchanged_pair(p) end
+  local left = pending(ctx, policy, p, d, base)
+  if left == nil then return ctx.report:unchanged_pair(p) end
   local changes, payload, problems, agreed = {}, {}, {}, {}
   local list = ctx.fields
-  for j = 1, todo and #todo or #list do
-    local f = list[todo and todo[j] or j]
+  for j = 1, left and #left or #list do
+    local f = list[left and left[j] or j]
     local kind = values.kind_of_kf(f.datatype)
     local change, problem, same = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
       fields.metadata(p.kf, f.keyfactor), kind, f.keyfactor)
@@ -192,7 +190,7 @@ local function sctokf(ctx, policy, p, d, spawn)
       agreed[f.keyfactor] = values.text(same)
     end
   end
-  base = base or nil
+  -- (base is false only in a dry run, where neither settle function reads it)
   if #changes == 0 and #problems == 0 then return settle_unchanged(ctx, p, agreed, base) end
   local id = p.kf.Id
   settle(ctx, p, { target = "Keyfactor", direction = "sctokf", id_label = "Keyfactor id " .. tostring(id),
