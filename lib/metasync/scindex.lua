@@ -120,11 +120,6 @@ function M.build(ctx, policy)
     end
   end
   if not ix.bulk then from_listing(ctx, ix, filters) end
-  -- A bulk index is most of the run's live data (a table of values per certificate); collect
-  -- when the heap has grown by half rather than doubled, so the peak stays near it (measured at
-  -- 100k: 126 -> 98 MB peak for about 10% more CPU; packing the entries into strings saved as
-  -- much memory but cost twice the CPU).
-  if ix.bulk then collectgarbage("incremental", 150, 200) end
   log.info("sync", "Sectigo index: %d certificates by serial (%d without a serial%s)%s", ix.size, ix.skipped,
     ix.bad > 0 and string.format(", %d malformed", ix.bad) or "", ix.bulk and ", from the bulk report" or "")
   return ix
