@@ -62,13 +62,6 @@ end
 -- run(policy, opts) -> exit code
 function M.run(policy, opts)
   signals.install()
-  -- A run's live data is mostly long-lived (the Sectigo index, the baseline cache) beside a
-  -- stream of short-lived per-certificate tables: the generational collector leaves the old
-  -- objects alone in its minor collections. A major collection once the heap has grown by half
-  -- keeps the peak where the incremental collector at pause 150 had it. Measured at 100k,
-  -- zero latency, bulk reads on: first sctokf 325 -> 263 us of CPU per matched certificate,
-  -- peak 99 -> 95 MB; the no-op run within noise (bench/scale.sh -n 100000 -l 0 -b on).
-  collectgarbage("generational", 20, 50)
   -- 1. Setup: configuration, logging, clients, the state store.
   local ctx, rc = setup.context(policy, opts)
   if not ctx then return rc end

@@ -120,6 +120,16 @@ function M.build(ctx, policy)
     end
   end
   if not ix.bulk then from_listing(ctx, ix, filters) end
+  -- A bulk index is most of the run's live data (a table of values per certificate) and lives
+  -- as long as the run, beside a stream of short-lived per-certificate tables: the generational
+  -- collector leaves the old objects alone in its minor collections, and a major collection
+  -- once the heap has grown by half keeps the peak down. Measured with bench/scale.sh at 100k,
+  -- zero latency, bulk on, against the incremental collector at pause 150: first sctokf 325 ->
+  -- 263 us of CPU per matched certificate, peak 99 -> 95 MB, the no-op within noise. Without
+  -- bulk reads the index is small and generational mode cost 6% more (20k, 50 ms latency), so
+  -- the default collector stays. (Packing the entries into strings saved as much memory as
+  -- the tuned collector but cost twice the CPU.)
+  if ix.bulk then collectgarbage("generational", 20, 50) end
   log.info("sync", "Sectigo index: %d certificates by serial (%d without a serial%s)%s", ix.size, ix.skipped,
     ix.bad > 0 and string.format(", %d malformed", ix.bad) or "", ix.bulk and ", from the bulk report" or "")
   return ix
