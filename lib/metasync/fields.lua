@@ -200,6 +200,8 @@ function M.metadata(cert, name)
   if v ~= nil then return v end
   local low = lowered[md]
   if not low then
+    -- No metadata at all (every certificate of a first run): nothing to lower-case.
+    if next(md) == nil then return nil end
     low = {}
     for k, x in pairs(md) do
       if type(k) == "string" then low[k:lower()] = x end

@@ -182,7 +182,7 @@ local function sctokf(ctx, policy, p, d, spawn)
     problems[#problems + 1] = problem
     if change then
       change.kind = kind
-      change.old_canon = values.canonical(change.old, kind, ctx.date_format)
+      if change.old ~= nil then change.old_canon = values.canonical(change.old, kind, ctx.date_format) end
       change.agree = values.text(change.new)
       changes[#changes + 1] = change
       payload[f.keyfactor] = change.new
