@@ -57,7 +57,7 @@ local function first_line(e) return (tostring(e):match("^[^\n]*")) end
 --   dropped(item, k): called once for each item key() calls not an item (for a log line).
 --   what: names the listing in errors ("Keyfactor certificates").
 -- A failed page raises "<what>: page K: <message>" (level 0), so a caller never sees a
--- silently partial listing; the iterator is finished after that.
+-- silently partial listing; the iterator is finished after that, with no page in flight.
 function M.stream(o)
   local fetch, key, dropped = o.fetch, o.key, o.dropped
   local size = assert(math.tointeger(o.size), "page size")
@@ -70,13 +70,19 @@ function M.stream(o)
   local tasks = {}              -- page number -> task fetching it
   local inflight, next_k = 0, 2 -- pages being fetched; next page to start
   local last_k, total           -- last page a believed total announces; that total
-  local empty_k = math.huge     -- the first page seen empty: none past it is started
+  local stop_k = math.huge      -- the first page seen empty or failed: none past it is started
   local cur_k, page, ii = 0, nil, 0
   local handed, prev_full = 0, false
   local finished = false
 
   local function fail(msg)
     finished, page = true, nil
+    -- The pages still in flight finish first (their answers are dropped), so that nothing of
+    -- a failed listing reaches the server after the caller has seen it fail and moved on.
+    for k, t in pairs(tasks) do
+      t:join()
+      tasks[k] = nil
+    end
     error(msg, 0)
   end
 
@@ -87,14 +93,16 @@ function M.stream(o)
     tasks[k] = task.spawn(function()
       -- A task runs some time after it was started: by then the listing may have ended, or
       -- an earlier page come back empty. Its page is never read then, so it is not asked for.
-      if finished or k > empty_k then
+      if finished or k > stop_k then
         inflight = inflight - 1
         return {}
       end
       local ok, p, t = pcall(fetch, k)
       inflight = inflight - 1
-      -- An empty page ends the listing (or fails it): pages after it are not asked for.
-      if ok and type(p) == "table" and next(p) == nil and k < empty_k then empty_k = k end
+      -- An empty page ends the listing (or fails it), and a failed page fails it: pages after
+      -- either are not asked for. (A request for one would still reach the server after the
+      -- caller has seen the failure and moved on.)
+      if (not ok or not p or (type(p) == "table" and next(p) == nil)) and k < stop_k then stop_k = k end
       if not finished then refill() end
       if not ok then error(p, 0) end
       if not p then error(t or "page fetch failed", 0) end
@@ -105,7 +113,7 @@ function M.stream(o)
   -- refill(): starts pages while the window and the read-ahead bound allow. Only a believed
   -- total (last_k) opens the window; without one, load() asks for one page at a time.
   function refill()
-    while not finished and last_k and next_k <= last_k and next_k < empty_k and inflight < window
+    while not finished and last_k and next_k <= last_k and next_k < stop_k and inflight < window
         and next_k - cur_k <= ahead do
       start(next_k)
       next_k = next_k + 1
