@@ -7,6 +7,10 @@ local state = require("metasync.state")
 
 local dbfile = os.tmpname()
 os.remove(dbfile)
+-- (also when an assertion fails: the Lua state's close runs it)
+local cleanup_at_close = setmetatable({}, { __gc = function()
+  for _, sfx in ipairs({ "", "-wal", "-shm" }) do os.remove(dbfile .. sfx) end
+end })
 local st = assert(state.open(dbfile))
 st:begin_run("t1", "kftosc")
 

@@ -9,6 +9,8 @@ local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute("mkdir -p '" .. dir .. "/config'"))
 local function cleanup() os.execute("rm -rf '" .. dir .. "'") end
+-- (also when an assertion fails: the Lua state's close runs it)
+local cleanup_at_close = setmetatable({}, { __gc = cleanup })
 local function write(p, text) local f = assert(io.open(p, "w")); f:write(text); f:close() end
 local function exists(p) local f = io.open(p, "r"); if f then f:close() end; return f ~= nil end
 

@@ -127,6 +127,8 @@ assert(sink.text == "", "nothing drawn off a terminal")
 -- 4. --report rows: one per considered certificate, decided as they come.
 local dir = os.tmpname()
 os.remove(dir)
+-- (also when an assertion fails: the Lua state's close runs it)
+local cleanup_at_close = setmetatable({}, { __gc = function() os.execute("rm -rf '" .. dir .. "'") end })
 os.execute("mkdir -p " .. dir)
 local function rows_of(path)
   local f = assert(io.open(path, "rb"))

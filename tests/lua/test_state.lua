@@ -7,6 +7,8 @@ local dir = os.tmpname()
 os.remove(dir)
 local path = dir .. "/sub/state.db"
 local function cleanup() os.execute("rm -rf '" .. dir .. "'") end
+-- (also when an assertion fails: the Lua state's close runs it)
+local cleanup_at_close = setmetatable({}, { __gc = cleanup })
 
 -- a read-only open before any run is an empty store, and creates nothing
 local ro = assert(state.open(path, { readonly = true }))
