@@ -100,8 +100,7 @@ function M.stream(o)
       local ok, p, t = pcall(fetch, k)
       inflight = inflight - 1
       -- An empty page ends the listing (or fails it), and a failed page fails it: pages after
-      -- either are not asked for. (A request for one would still reach the server after the
-      -- caller has seen the failure and moved on.)
+      -- either are not asked for.
       if (not ok or not p or (type(p) == "table" and next(p) == nil)) and k < stop_k then stop_k = k end
       if not finished then refill() end
       if not ok then error(p, 0) end
