@@ -26,6 +26,8 @@ each run. Options:
                       (default: build/ at the project root)
   --runs LIST         commands to run in order, each sctokf, kftosc or sync
                       (default "sctokf sctokf kftosc kftosc")
+  --metasync-args A   more arguments for every metasync run, split on spaces
+                      (e.g. "--scripts DIR" for a probe or a site policy)
   -k                  keep the work directory (config, logs, outputs) and print its path
   -h, --help          this help
 
@@ -45,7 +47,7 @@ die_usage() { echo "$prog: $*" >&2; echo "try '$prog --help'" >&2; exit 64; }
 die() { echo "$prog: $*" >&2; exit 1; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-certs=100000 latency=50 conc=64 bulk=off scpage=200 kfpage=500 seed=1 build="" keep=0
+certs=100000 latency=50 conc=64 bulk=off scpage=200 kfpage=500 seed=1 build="" keep=0 extra=""
 runs="sctokf sctokf kftosc kftosc"
 
 while [ $# -gt 0 ]; do
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
   case $opt in
     -h|--help) usage; exit 0 ;;
     -k) keep=1; shift; continue ;;
-    -n|-l|-j|-b|--sectigo-page|--keyfactor-page|--seed|--build|--runs)
+    -n|-l|-j|-b|--sectigo-page|--keyfactor-page|--seed|--build|--runs|--metasync-args)
       [ $# -ge 2 ] || die_usage "$opt needs a value"
       val=$2; shift 2 ;;
     *) die_usage "unknown option '$opt'" ;;
@@ -64,7 +66,7 @@ while [ $# -gt 0 ]; do
   case $opt in
     -n) certs=$val ;; -l) latency=$val ;; -j) conc=$val ;; -b) bulk=$val ;;
     --sectigo-page) scpage=$val ;; --keyfactor-page) kfpage=$val ;; --seed) seed=$val ;;
-    --build) build=$val ;; --runs) runs=$val ;;
+    --build) build=$val ;; --runs) runs=$val ;; --metasync-args) extra=$val ;;
   esac
 done
 
@@ -180,7 +182,7 @@ for cmd in "${runlist[@]}"; do
   curl -sf -X DELETE "$ctl/stats" >/dev/null || die "DELETE $ctl/stats failed"
   s0=$(simticks)
   t0=$(now)
-  (cd "$work" && exec /usr/bin/time -o "$tf" -f '%U %S %M' "$ms" -c "$work/config" "$cmd" \
+  (cd "$work" && exec /usr/bin/time -o "$tf" -f '%U %S %M' "$ms" -c "$work/config" $extra "$cmd" \
     >"$out" 2>"$err") &
   mspid=$!
   rc=0

@@ -24,8 +24,10 @@ void sim_inflight_leave(void);
 
 /* sim_timer.c: resumes suspended connections when their delay is over, off the MHD threads. */
 int sim_timer_start(void);
-/* The connection must already be suspended. */
-void sim_timer_add(struct MHD_Connection *conn, unsigned ms);
+/* CLOCK_MONOTONIC now, in nanoseconds. */
+uint64_t sim_now_ns(void);
+/* Resumes conn at due_ns (sim_now_ns's clock). The connection must already be suspended. */
+void sim_timer_add(struct MHD_Connection *conn, uint64_t due_ns);
 /* Resumes everything still waiting (and anything added later) and joins the thread. */
 void sim_timer_stop(void);
 
@@ -71,6 +73,20 @@ struct sim_request {
   unsigned delay_ms;
 };
 void simlua_dispatch(struct sim_request *rq);
+
+/* sim_worker.c: the thread that runs the Lua of every request, so that MHD's threads never wait
+ * on Lua. A job is a request whose connection its access handler has suspended. */
+struct sim_job {
+  struct sim_request rq;
+  uint64_t arrived_ns; /* the answer is due at arrived_ns + rq.delay_ms */
+  struct sim_job *next;
+};
+int sim_worker_start(void);
+/* Runs the request's Lua, then resumes the connection when the answer is due, with rq.resp
+ * set, or NULL for no answer (out of memory, or the simulator is stopping). */
+void sim_worker_submit(struct sim_job *j);
+/* Finishes the request being run; those still queued are resumed with no answer. */
+void sim_worker_stop(void);
 
 /* A JSON error response {"error": msg} (msg is escaped); NULL when out of memory. */
 struct MHD_Response *sim_error_response(const char *msg, size_t len);

@@ -32,11 +32,11 @@ enum { RQ_NEW, RQ_BODY, RQ_WAITING };
 struct request {
   int state;
   bool too_big;
-  struct MHD_Response *resp; /* held while the connection is suspended for a delay */
-  unsigned status;
+  struct sim_job job; /* while RQ_WAITING: with the Lua worker, then the answer it gave */
   char *body;
   size_t len, cap;
   size_t query_len;
+  uint64_t arrived_ns; /* when the request line came in: a delay counts from here */
   char query[]; /* raw query string, NUL-terminated */
 };
 
@@ -61,6 +61,7 @@ static struct request *request_new(const char *uri)
   if (qlen)
     memcpy(r->query, q + 1, qlen);
   r->query[qlen] = '\0';
+  r->arrived_ns = sim_now_ns();
   sim_inflight_enter();
   return r;
 }
@@ -80,8 +81,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   struct request *r = *req_cls;
   if (!r)
     return;
-  if (r->resp)
-    MHD_destroy_response(r->resp);
+  if (r->job.rq.resp)
+    MHD_destroy_response(r->job.rq.resp);
   free(r->body);
   free(r);
   *req_cls = NULL;
@@ -164,43 +165,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
 
-  if (r->state == RQ_WAITING) { /* resumed after the delay */
-    enum MHD_Result ret = queue(conn, r->status, r->resp);
-    MHD_destroy_response(r->resp);
-    r->resp = NULL;
+  if (r->state == RQ_WAITING) { /* resumed by the worker or the delay timer */
+    struct MHD_Response *resp = r->job.rq.resp;
+    r->job.rq.resp = NULL;
+    free(r->body); /* Lua has read it */
+    r->body = NULL;
+    r->len = r->cap = 0;
+    enum MHD_Result ret = queue(conn, r->job.rq.status, resp);
+    if (resp)
+      MHD_destroy_response(resp);
     return ret;
   }
 
   if (r->too_big)
     return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, srv->too_large);
 
-  struct sim_request rq = {
-      .conn = conn,
-      .api = srv->api,
-      .method = method,
-      .path = url,
-      .query = r->query,
-      .query_len = r->query_len,
-      .body = r->body,
-      .body_len = r->len,
+  /* The request and body stay where they are (MHD keeps the path and headers while the
+   * connection is suspended) until the worker's answer is sent. */
+  r->job = (struct sim_job){
+      .rq =
+          {
+              .conn = conn,
+              .api = srv->api,
+              .method = method,
+              .path = url,
+              .query = r->query,
+              .query_len = r->query_len,
+              .body = r->body,
+              .body_len = r->len,
+          },
+      .arrived_ns = r->arrived_ns,
   };
-  simlua_dispatch(&rq);
-  free(r->body);
-  r->body = NULL;
-  r->len = r->cap = 0;
-  if (!rq.resp)
-    return MHD_NO;
-  if (rq.delay_ms > 0) {
-    r->state = RQ_WAITING;
-    r->resp = rq.resp;
-    r->status = rq.status;
-    MHD_suspend_connection(conn);
-    sim_timer_add(conn, rq.delay_ms);
-    return MHD_YES;
-  }
-  enum MHD_Result ret = MHD_queue_response(conn, rq.status, rq.resp);
-  MHD_destroy_response(rq.resp);
-  return ret;
+  r->state = RQ_WAITING;
+  MHD_suspend_connection(conn);
+  sim_worker_submit(&r->job);
+  return MHD_YES;
 }
 
 /* ---- daemons ---- */
@@ -423,7 +422,8 @@ int main(int argc, char **argv)
 #endif
   raise_fd_limit();
 
-  if (sim_timer_start() != 0) {
+  if (sim_timer_start() != 0 || sim_worker_start() != 0) {
+    sim_timer_stop();
     fprintf(stderr, "metasync-sim: out of resources at startup\n");
     simlua_close();
     sim_tls_free(&tls);
@@ -452,7 +452,9 @@ int main(int argc, char **argv)
     }
   }
 
-  /* Parked connections must be resumed before MHD_stop_daemon, which refuses suspended ones. */
+  /* Parked connections must be resumed before MHD_stop_daemon, which refuses suspended ones:
+   * the worker's first (those it hands to the timer are resumed by the timer's stop). */
+  sim_worker_stop();
   sim_timer_stop();
   for (int i = 0; i < nservers; i++) {
     if (servers[i].daemon)

@@ -23,7 +23,7 @@ static struct timer *heap; /* binary min-heap on (due, seq) */
 static size_t count, cap;
 static uint64_t next_seq;
 
-static uint64_t now_ns(void)
+uint64_t sim_now_ns(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -78,7 +78,7 @@ static void *timer_main(void *arg)
   (void)arg;
   pthread_mutex_lock(&lock);
   for (;;) {
-    if (count > 0 && (stopping || heap[0].due <= now_ns())) {
+    if (count > 0 && (stopping || heap[0].due <= sim_now_ns())) {
       struct MHD_Connection *c = pop();
       /* Resuming only flags the connection and pokes MHD's inter-thread channel: cheap, and
        * safe to do with our lock held (MHD never calls back into us from resume). */
@@ -112,7 +112,7 @@ int sim_timer_start(void)
   return 0;
 }
 
-void sim_timer_add(struct MHD_Connection *conn, unsigned ms)
+void sim_timer_add(struct MHD_Connection *conn, uint64_t due_ns)
 {
   pthread_mutex_lock(&lock);
   if (stopping || !running) {
@@ -133,7 +133,7 @@ void sim_timer_add(struct MHD_Connection *conn, unsigned ms)
     heap = n;
     cap = ncap;
   }
-  heap[count] = (struct timer){now_ns() + (uint64_t)ms * 1000000u, next_seq++, conn};
+  heap[count] = (struct timer){due_ns, next_seq++, conn};
   sift_up(count++);
   if (heap[0].conn == conn)
     pthread_cond_signal(&wake);
