@@ -171,6 +171,7 @@ static void req_release(Req *r) {
   buf_recycle(&r->head);
   buf_recycle(&r->lines);
   r->too_big = 0;
+  r->dropped = 0;
   r->errbuf[0] = '\0';
   r->result = CURLE_OK;
   r->host = NULL;
@@ -247,6 +248,12 @@ static void push_headers(lua_State *L, const Buf *head) {
 /* Push `response` or `nil, message, kind` for a finished request. */
 static int push_response(lua_State *L, Req *r) {
   luaL_checkstack(L, 6, NULL);
+  if (r->dropped) {
+    lua_pushnil(L);
+    lua_pushstring(L, r->errbuf);
+    lua_pushliteral(L, "dropped");
+    return 3;
+  }
   if (r->result != CURLE_OK) {
     char *url = NULL;
     curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
@@ -280,6 +287,24 @@ static int push_response(lua_State *L, Req *r) {
   return 1;
 }
 
+/* Wakes whoever waits for r, which is over (sent and answered, or never sent). */
+static void wake_waiter(Req *r) {
+  if (r->waiter) {
+    if (sched_waiting(r->waiter, r->gen)) {
+      lua_State *co = sched_thread(r->waiter);
+      sched_wake(r->waiter, push_response(co, r));
+    }
+    sched_unpin(sched_thread(r->waiter), r->pin);
+    req_release(r);
+  } else {
+    r->done = 1;
+  }
+}
+
+void http_end_unsent(Req *r) {
+  wake_waiter(r);
+}
+
 static void on_done(CURLMsg *m) {
   Req *r = NULL;
   curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
@@ -296,16 +321,7 @@ static void on_done(CURLMsg *m) {
           (sched_now() - r->started) * 1000);
   }
   http_dispatch(r->host);
-  if (r->waiter) {
-    if (sched_waiting(r->waiter, r->gen)) {
-      lua_State *co = sched_thread(r->waiter);
-      sched_wake(r->waiter, push_response(co, r));
-    }
-    sched_unpin(sched_thread(r->waiter), r->pin);
-    req_release(r);
-  } else {
-    r->done = 1;
-  }
+  wake_waiter(r);
 }
 
 /* ---- building a request ---- */
@@ -588,7 +604,8 @@ static int http_gc(lua_State *L) {
 
 int luaopen_metasync_http(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"request", l_request}, {"limit", http_l_limit}, {"stats", http_l_stats}, {NULL, NULL}};
+      {"request", l_request}, {"limit", http_l_limit}, {"drop", http_l_drop},
+      {"stats", http_l_stats}, {NULL, NULL}};
   sched_set_done_handler(on_done);
   static const char *const proxy_vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
                                            "ALL_PROXY"};

@@ -27,6 +27,7 @@ typedef struct Req {
   int ua;                     /* CURLOPT_USERAGENT is set (requests through a proxy) */
   size_t max_body;
   int too_big;
+  int dropped;                /* never sent: ended by http.drop, its message in errbuf */
   char method[16];
   char errbuf[CURL_ERROR_SIZE];
   CURLcode result;
@@ -56,7 +57,10 @@ void http_dispatch(Host *h);
 /* At exit: the next request the loop still owns (taken off the list), then the hosts. */
 Req *http_live_pop(void);
 void http_hosts_free(void);
+/* Ends a request that was never sent, as a finished one ends (wakes its waiter); http.c. */
+void http_end_unsent(Req *r);
 int http_l_limit(lua_State *L);
+int http_l_drop(lua_State *L);
 int http_l_stats(lua_State *L);
 
 #endif

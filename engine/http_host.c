@@ -250,6 +250,41 @@ int http_l_limit(lua_State *L) {
   return 0;
 }
 
+/* http.drop(host or URL, message) -> n: every request parked for the host (held back by its
+ * limits, not sent) ends at once with nil, message, "dropped"; those in flight go on. Why: a
+ * caller that gave up on an API (a circuit breaker) must not have the queue it built up sent
+ * after it, yet the queue should sit here, so that a finished transfer starts the next one at
+ * once instead of after a round through Lua. */
+int http_l_drop(lua_State *L) {
+  const char *h = luaL_checkstring(L, 1);
+  luaL_checkstring(L, 2);
+  char key[300];
+  if (strstr(h, "://")) url_hostkey(h, key, sizeof key);
+  else {
+    snprintf(key, sizeof key, "%s", h);
+    for (char *c = key; *c; c++) *c = (char)tolower((unsigned char)*c);
+  }
+  Host *ho = NULL;
+  for (Host *x = hosts; x; x = x->next)
+    if (strcmp(x->key, key) == 0) ho = x;
+  lua_Integer n = 0;
+  const char *msg = lua_tostring(L, 2);
+  while (ho && ho->park_head) {
+    Req *r = ho->park_head;
+    ho->park_head = r->next;
+    if (!ho->park_head) ho->park_tail = NULL;
+    ho->parked--;
+    r->next = NULL;
+    live_remove(r);
+    r->dropped = 1;
+    snprintf(r->errbuf, sizeof r->errbuf, "%s", msg);
+    n++;
+    http_end_unsent(r);
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 /* http.stats() -> {["host:port"] = {inflight, max_inflight, requests, failures, parked}} */
 int http_l_stats(lua_State *L) {
   lua_newtable(L);

@@ -26,13 +26,12 @@ B.__index = B
 -- new{name, threshold (consecutive failures; 0 or nil: never opens), seconds (how long the
 --     streak must have lasted without a success too; default 0), interval (seconds between
 --     retry WARN lines, default 60), logger, clock (default task.now), timer (false: no timer
---     task; pending counts wait for the next retry or flush()), concurrency (the API's
---     requests in flight: metasync.rest then holds requests beyond it in `gate`, a semaphore,
---     rather than in metasync.http's queue, so none queued when the breaker opens goes out)}
+--     task; pending counts wait for the next retry or flush())}
+-- (When it opens, metasync.rest drops the API's requests still queued in metasync.http, so
+-- none of them goes out: http.drop.)
 function M.new(o)
   o = o or {}
   return setmetatable({
-    gate = o.concurrency and task.semaphore(o.concurrency) or nil,
     name = o.name or "API", threshold = o.threshold or 0, interval = o.interval or 60, seconds = o.seconds or 0,
     logger = o.logger or "rest", clock = o.clock or task.now, timer = o.timer ~= false,
     failures = 0, broken = nil, last = nil,

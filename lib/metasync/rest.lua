@@ -126,7 +126,7 @@ end
 --     vendor error codes that mean "try again"), logger,
 --     health (a metasync.breaker shared by the API's clients; made here when absent, from
 --     breaker_errors (20; 0 = no breaker), log_interval (60 s between retry WARN lines),
---     log_timer (false: no timer task for the retry summary), concurrency (none: no gate))}
+--     log_timer (false: no timer task for the retry summary))}
 function M.new(o)
   local c = {}
   for k, v in pairs(o) do c[k] = v end
@@ -141,7 +141,7 @@ function M.new(o)
   c.logger = o.logger or "rest"
   c.health = o.health or breaker.new { name = o.name, logger = c.logger,
     threshold = o.breaker_errors or d.breaker_errors, interval = o.log_interval or d.log_interval,
-    timer = o.log_timer, concurrency = o.concurrency }
+    timer = o.log_timer }
   c.stats = { requests = 0, retries = 0, writes = 0 }
   return setmetatable(c, Client)
 end
@@ -192,16 +192,11 @@ function Client:request(method, path, opts)
       if not ah then return nil, string.format("%s %s %s -> %s", self.name, method, path, aerr) end
       for k, v in pairs(ah) do headers[k] = v end
     end
-    -- Requests beyond the API's concurrency wait here, where the breaker can still stop them
-    -- (the host limit in C would send whatever it holds once a slot frees).
-    local gate = health.gate
-    if gate then
-      gate:acquire()
-      if health.broken then
-        gate:release()
-        return nil, health.broken, nil, true
-      end
-    end
+    -- (auth may have waited for a token while the breaker opened)
+    if health.broken then return nil, health.broken, nil, true end
+    -- Requests beyond the API's concurrency wait in metasync.http's queue for the host (its
+    -- limit, set by metasync.setup), so a finished request starts the next one at once; when
+    -- the breaker opens, what waits there is dropped, never sent.
     local t0 = task.now()
     self.stats.requests = self.stats.requests + 1
     if method ~= "GET" and method ~= "HEAD" and not opts.read then self.stats.writes = self.stats.writes + 1 end
@@ -210,13 +205,17 @@ function Client:request(method, path, opts)
       timeout = self.timeout, connect_timeout = self.connect_timeout,
       cafile = self.cafile, proxy = self.proxy, insecure = self.insecure,
     })
-    if gate then gate:release() end
     if not sent then error(resp, 0) end
     local ms = (task.now() - t0) * 1000
     -- On a transient failure: reason (counted in the retry summary), text (the error), delay.
     local reason, text, delay
     if not resp then
       log.debug(self.logger, "%s %s -> %s (%.0f ms)", method, path, terr, ms)
+      if kind == "dropped" then
+        self.stats.requests = self.stats.requests - 1 -- never sent
+        if method ~= "GET" and method ~= "HEAD" and not opts.read then self.stats.writes = self.stats.writes - 1 end
+        return nil, health.broken or terr, nil, true
+      end
       if kind == "too_big" or kind == "interrupted" then
         -- An answer over a size limit (a header line past libcurl's, a body past max_body)
         -- will be as big next time, and a run told to stop sends nothing more: an error at
@@ -263,7 +262,8 @@ function Client:request(method, path, opts)
     end
     if reason then
       local what = string.format("%s %s -> %s", method, path, text)
-      health:failure(what)
+      local opened = health:failure(what)
+      if opened and http.drop then http.drop(url, opened) end
       if not may_retry or attempt > self.retries then
         return nil, string.format("%s %s", self.name, what), resp, true
       end

@@ -67,22 +67,21 @@ function M.clients(cfg, opts)
     retry_statuses = cfg.retryStatuses or { 429, 500, 502, 503, 504 } }
   local sn = opts.concurrency or cfg.sectigoConcurrency
   local kn = opts.concurrency or cfg.keyfactorConcurrency
-  -- Each API gets its own health (circuit breaker, retry log, request gate), shared by its
-  -- token client.
-  local function per_api(name, logger, n)
+  -- Each API gets its own health (circuit breaker, retry log), shared by its token client.
+  local function per_api(name, logger)
     local h = {}
     for k, v in pairs(common) do h[k] = v end
     h.health = breaker.new { name = name, logger = logger, threshold = cfg.circuitBreakerErrors or 20,
-      seconds = cfg.circuitBreakerSeconds or 30, concurrency = n }
+      seconds = cfg.circuitBreakerSeconds or 30 }
     return h
   end
   local so = cfg.sectigoOAuth
   local sc = sectigo.new { base = cfg.sectigo_base, login = cfg.sectigoLogin, password = cfg.sectigoPassword,
-    customer_uri = cfg.sectigoCustomerUri, concurrency = sn, http = per_api("Sectigo", "sectigo", sn),
+    customer_uri = cfg.sectigoCustomerUri, concurrency = sn, http = per_api("Sectigo", "sectigo"),
     oauth = so and so.usable and { token_url = so.tokenUrl, client_id = so.clientId, client_secret = so.clientSecret } or nil }
   local ko = cfg.keyfactorOAuth
   local kf = keyfactor.new { base = cfg.keyfactor_base, login = cfg.keyfactorLogin, password = cfg.keyfactorPassword,
-    concurrency = kn, http = per_api("Keyfactor", "keyfactor", kn), requested_with = ko and ko.requestedWith,
+    concurrency = kn, http = per_api("Keyfactor", "keyfactor"), requested_with = ko and ko.requestedWith,
     oauth = cfg.UseKeyfactorOAuth and { token_url = ko.tokenUrl, client_id = ko.clientId, client_secret = ko.clientSecret,
       scope = ko.scopesCsv, audience = ko.audience, skew = ko.refreshSkewSeconds } or nil }
   -- The caps live in C so every task shares them, whatever code issues the request.

@@ -28,6 +28,35 @@ assert(s.max_inflight <= 3 + 1, "cap exceeded: " .. s.max_inflight) -- +1: the s
 assert(s.max_inflight >= 3, "cap not reached: " .. s.max_inflight)
 http.limit(S.base, {concurrency = 0})
 
+-- http.drop: what waits behind a host's cap ends at once, unsent, with the message; what is in
+-- flight goes on. 2 in flight, 4 parked: the server sees 2 of the 6.
+S.reset()
+http.limit(S.base, {concurrency = 2})
+local held = {}
+for i = 1, 6 do
+  held[i] = task.spawn(function() return S.get("/delay?ms=200&id=drop" .. i) end)
+end
+local host = S.base:match("//([^/]+)")
+while (http.stats()[host].parked or 0) < 4 do task.yield() end
+assert(http.drop(S.base, "API is failing: gave up") == 4, "dropped")
+assert(http.drop(S.base, "again") == 0, "nothing left to drop")
+local answered, dropped = 0, 0
+for _, t in ipairs(held) do
+  local ok, resp, err, kind = t:join()
+  assert(ok, tostring(resp))
+  if resp then
+    assert(resp.status == 200)
+    answered = answered + 1
+  else
+    assert(err == "API is failing: gave up" and kind == "dropped", tostring(err) .. " " .. tostring(kind))
+    dropped = dropped + 1
+  end
+end
+assert(answered == 2 and dropped == 4, answered .. " answered, " .. dropped .. " dropped")
+http.limit(S.base, {concurrency = 0})
+assert(S.stats().calls["/delay"] == 2, "the server saw " .. tostring(S.stats().calls["/delay"]))
+assert(http.drop("127.0.0.1:1", "no such host") == 0)
+
 -- The requests/s token bucket: 6 requests at 5/s with a burst of 1 reach the server spread over
 -- at least a second (lower bound only: a slow machine can only make the spread longer).
 S.reset()

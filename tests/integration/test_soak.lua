@@ -192,8 +192,12 @@ if not ONLY_SOAK then
   assert(rc ~= 0, "breaker: the run fails")
   st = H.stats()
   local puts = requests(st, "keyfactor.metadata", "PUT")
+  -- Sent besides the 20: those in flight when it opened (at most the cap, 16), and as many
+  -- again at most, started by metasync.http as the previous ones finished, before their tasks
+  -- ran (the failures one loop turn delivers). What was queued for Keyfactor then is dropped
+  -- (http.drop); without that, every pair in flight (64) would have sent its PUT.
   local conc = 16
-  assert(puts >= 20 and puts <= 20 + conc, "breaker: PUTs sent " .. puts)
+  assert(puts >= 20 and puts <= 20 + 2 * conc, "breaker: PUTs sent " .. puts)
   local matched = tonumber(out:match("matched: +(%d+)"))
   assert(matched and matched > 100, "breaker: matched " .. tostring(matched) .. "\n" .. out)
   local line = logtext:match("[^\n]*Keyfactor is failing: 20 consecutive errors, last: [^\n]*")
@@ -208,7 +212,7 @@ if not ONLY_SOAK then
   H.clear_stats()
   rc, out, lerr, logtext = H.run(stock_config({ keyfactorPageSize = 1000, circuitBreakerErrors = 5, circuitBreakerSeconds = 0 }), "sctokf")
   puts = requests(H.stats(), "keyfactor.metadata", "PUT")
-  assert(rc ~= 0 and puts >= 5 and puts <= 5 + conc, "circuitBreakerErrors 5: PUTs sent " .. puts)
+  assert(rc ~= 0 and puts >= 5 and puts <= 5 + 2 * conc, "circuitBreakerErrors 5: PUTs sent " .. puts)
   assert(logtext:find("Keyfactor is failing: 5 consecutive errors, last: ", 1, true), logtext:sub(-2000))
   H.call("DELETE", H.sectigo .. "/__sim/faults")
 end
