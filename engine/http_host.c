@@ -154,6 +154,16 @@ static void rate_timer(void *arg) {
   http_dispatch(h);
 }
 
+/* The first request parked on h, taken off the queue (h has one). */
+static Req *park_pop(Host *h) {
+  Req *r = h->park_head;
+  h->park_head = r->next;
+  if (!h->park_head) h->park_tail = NULL;
+  h->parked--;
+  r->next = NULL;
+  return r;
+}
+
 /* Start parked requests while the host's cap and bucket allow. */
 void http_dispatch(Host *h) {
   while (h->park_head) {
@@ -169,12 +179,7 @@ void http_dispatch(Host *h) {
       }
       h->tokens -= 1;
     }
-    Req *r = h->park_head;
-    h->park_head = r->next;
-    if (!h->park_head) h->park_tail = NULL;
-    h->parked--;
-    r->next = NULL;
-    start(r);
+    start(park_pop(h));
   }
 }
 
@@ -221,16 +226,21 @@ void http_withdraw(Req *r) {
 }
 
 /* http.limit(host, {concurrency=N, rate=R, burst=B}) */
-int http_l_limit(lua_State *L) {
-  const char *h = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  char key[300];
-  if (strstr(h, "://")) url_hostkey(h, key, sizeof key);
+/* The host argument at idx ("host:port" or a URL): its key, in out. */
+static void host_arg(lua_State *L, int idx, char *out, size_t size) {
+  const char *h = luaL_checkstring(L, idx);
+  if (strstr(h, "://")) url_hostkey(h, out, size);
   else {
-    snprintf(key, sizeof key, "%s", h);
-    for (char *c = key; *c; c++) *c = (char)tolower((unsigned char)*c);
+    snprintf(out, size, "%s", h);
+    for (char *c = out; *c; c++) *c = (char)tolower((unsigned char)*c);
   }
-  luaL_argcheck(L, key[0], 1, "expected host:port or a URL");
+  luaL_argcheck(L, out[0], idx, "expected host:port or a URL");
+}
+
+int http_l_limit(lua_State *L) {
+  char key[300];
+  host_arg(L, 1, key, sizeof key);
+  luaL_checktype(L, 2, LUA_TTABLE);
   Host *ho = host_get(key);
   if (!ho) return luaL_error(L, "out of memory");
   lua_getfield(L, 2, "concurrency");
@@ -256,25 +266,15 @@ int http_l_limit(lua_State *L) {
  * after it, yet the queue should sit here, so that a finished transfer starts the next one at
  * once instead of after a round through Lua. */
 int http_l_drop(lua_State *L) {
-  const char *h = luaL_checkstring(L, 1);
-  luaL_checkstring(L, 2);
   char key[300];
-  if (strstr(h, "://")) url_hostkey(h, key, sizeof key);
-  else {
-    snprintf(key, sizeof key, "%s", h);
-    for (char *c = key; *c; c++) *c = (char)tolower((unsigned char)*c);
-  }
+  host_arg(L, 1, key, sizeof key);
+  const char *msg = luaL_checkstring(L, 2);
   Host *ho = NULL;
   for (Host *x = hosts; x; x = x->next)
     if (strcmp(x->key, key) == 0) ho = x;
   lua_Integer n = 0;
-  const char *msg = lua_tostring(L, 2);
   while (ho && ho->park_head) {
-    Req *r = ho->park_head;
-    ho->park_head = r->next;
-    if (!ho->park_head) ho->park_tail = NULL;
-    ho->parked--;
-    r->next = NULL;
+    Req *r = park_pop(ho);
     live_remove(r);
     r->dropped = 1;
     snprintf(r->errbuf, sizeof r->errbuf, "%s", msg);
