@@ -176,6 +176,10 @@ void sched_transfer_start(CURL *e) {
     curl_multi_setopt(L.multi, CURLMOPT_MAXCONNECTS, L.peak < 8 ? 16L : (long)L.peak * 2);
   }
   curl_multi_add_handle(L.multi, e);
+  /* curl starts a new transfer on its next timeout call, which would come only after every task
+   * ready in this turn has run: start it now, so the request leaves as soon as it is made. */
+  int running;
+  curl_multi_socket_action(L.multi, CURL_SOCKET_TIMEOUT, 0, &running);
 }
 
 void sched_transfer_stop(CURL *e) {
