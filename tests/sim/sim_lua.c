@@ -191,6 +191,23 @@ int simlua_init(int argc, char **argv, struct sim_listen *out)
   return rc;
 }
 
+size_t simlua_heap_kb(void)
+{
+  pthread_mutex_lock(&lua_lock);
+  size_t kb = L ? (size_t)lua_gc(L, LUA_GCCOUNT) : 0;
+  pthread_mutex_unlock(&lua_lock);
+  return kb;
+}
+
+int simlua_gc_step(void)
+{
+  pthread_mutex_lock(&lua_lock);
+  /* A basic step works even while the automatic collector is stopped (sim.lua stops it). */
+  int done = L ? lua_gc(L, LUA_GCSTEP, 0) : 1;
+  pthread_mutex_unlock(&lua_lock);
+  return done;
+}
+
 void simlua_close(void)
 {
   pthread_mutex_lock(&lua_lock);
