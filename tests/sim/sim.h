@@ -59,10 +59,11 @@ int simlua_open(const char *lua_dir, const char *handler_file);
  * or an exit code after printing the error. */
 int simlua_init(int argc, char **argv, struct sim_listen *out);
 void simlua_close(void);
-/* The Lua heap in KiB, and one incremental step of the collector (1: that step ended a cycle).
- * The worker runs the collector between requests (sim_worker.c). */
+/* The Lua heap in KiB, and one incremental step of the collector, of the work kb KiB of
+ * allocation pays for (0: a basic step); 1 when that step ended a cycle. The worker runs the
+ * collector between requests (sim_worker.c). */
 size_t simlua_heap_kb(void);
-int simlua_gc_step(void);
+int simlua_gc_step(int kb);
 
 struct sim_request {
   struct MHD_Connection *conn;

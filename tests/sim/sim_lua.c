@@ -199,11 +199,11 @@ size_t simlua_heap_kb(void)
   return kb;
 }
 
-int simlua_gc_step(void)
+int simlua_gc_step(int kb)
 {
   pthread_mutex_lock(&lua_lock);
-  /* A basic step works even while the automatic collector is stopped (sim.lua stops it). */
-  int done = L ? lua_gc(L, LUA_GCSTEP, 0) : 1;
+  /* A step works even while the automatic collector is stopped (sim.lua stops it). */
+  int done = L ? lua_gc(L, LUA_GCSTEP, kb) : 1;
   pthread_mutex_unlock(&lua_lock);
   return done;
 }

@@ -13,37 +13,39 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
 
 /* The garbage collector runs here too, between requests. Lua's own collector runs inside
  * whichever allocation trips it, so a request could wait for a whole step or, in generational
  * mode, for a major collection of the world (hundreds of MB at --certs 100000: stalls of 0.3 to
  * 2 s were seen, each holding up every request behind it). sim.lua stops the automatic collector;
  * the worker starts a cycle once the heap has grown by half since the last one ended and runs it
- * in small steps while no request waits. Should requests never leave it idle, it also steps
- * before each request once the heap has doubled, so memory stays bounded either way. */
-static void gc_step(void);
+ * in small steps while no request waits. Should requests never leave it idle, each request pays
+ * for what it allocated once the heap has doubled, so memory stays bounded either way. */
 static size_t gc_base_kb;   /* the heap when the last cycle ended (0: not measured yet) */
+static size_t gc_last_kb;   /* the heap after the previous request */
 static bool gc_collecting;  /* a cycle is under way */
+
+/* One step of the cycle under way, doing the work of kb KiB of allocation (0: a basic step). */
+static void gc_step(int kb)
+{
+  if (simlua_gc_step(kb)) {
+    gc_collecting = false;
+    gc_base_kb = simlua_heap_kb();
+  }
+}
 
 static void gc_check(void)
 {
   size_t kb = simlua_heap_kb();
   if (gc_base_kb == 0)
     gc_base_kb = kb;
+  size_t grown = kb > gc_last_kb ? kb - gc_last_kb : 0;
   if (!gc_collecting && kb > gc_base_kb + gc_base_kb / 2)
     gc_collecting = true;
+  /* Past twice the base, each request pays for what it allocated, as Lua's own pacing would. */
   if (gc_collecting && kb > 2 * gc_base_kb)
-    gc_step();
-}
-
-/* One step of the cycle under way. */
-static void gc_step(void)
-{
-  if (simlua_gc_step()) {
-    gc_collecting = false;
-    gc_base_kb = simlua_heap_kb();
-  }
+    gc_step(grown > 0x7fffffff ? 0x7fffffff : (int)grown);
+  gc_last_kb = simlua_heap_kb();
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,7 +72,7 @@ static void *worker_main(void *arg)
     while (!head && !stopping) {
       if (gc_collecting) { /* idle: collect, a step at a time, looking for requests between */
         pthread_mutex_unlock(&lock);
-        gc_step();
+        gc_step(0);
         pthread_mutex_lock(&lock);
         continue;
       }

@@ -1,25 +1,20 @@
 -- The simulator's garbage: its automatic collector is stopped, and the worker thread collects
--- it, in steps while no request waits (sim_worker.c). Six resets leave six old worlds behind,
--- which no allocation's collection frees; the heap must then shrink by itself.
+-- it (sim_worker.c). Every reset leaves the old world behind, which no allocation's collection
+-- frees; after twelve of them the heap must hold a few worlds, not twelve.
 local T = dofile(((arg and arg[0] or ""):match("^(.*/)") or "") .. "simtest.lua")
-local task = require("metasync.task")
 
 local function heap_kb() return T.decode(T.ctl("GET", "stats")).lua_heap_kb end
 
 T.test("the worker collects the garbage of old worlds", function()
-  local peak = 0
-  for i = 1, 6 do
+  T.eq(T.ctl("POST", "reset", { certs = 3000, seed = 5 }).status, 200, "reset")
+  local one, seen = heap_kb(), {}
+  for i = 1, 12 do
     T.eq(T.ctl("POST", "reset", { certs = 3000, seed = 5 + i }).status, 200, "reset " .. i)
-    peak = math.max(peak, heap_kb())
+    seen[#seen + 1] = heap_kb()
   end
-  -- Each stats call leaves the worker idle until the next, and the collection goes on
-  -- meanwhile. A cycle takes a few hundred steps of a few ms at most: the deadline is far off.
-  local deadline, now = task.now() + 60, heap_kb()
-  while now > peak * 0.75 and task.now() < deadline do
-    task.sleep(0.05)
-    now = heap_kb()
+  for i, kb in ipairs(seen) do
+    T.ok(kb <= 5 * one, string.format("after reset %d: heap %d KiB, one world %d KiB", i, kb, one))
   end
-  T.ok(now <= peak * 0.75, string.format("heap %d KiB, at most %d KiB after the resets", now, peak))
 end)
 
 T.done()
