@@ -128,10 +128,12 @@ function stages(ctx, policy)
 
   -- 6 + 7. The Keyfactor stream; each matched pair read, decided and written in its own task.
   -- Enough pairs in flight to keep both APIs' request caps busy at once: a pair holds one
-  -- request at a time, so both caps full takes sc + kf pairs; twice that leaves slack for
-  -- the pairs between their two requests and for the listing's own requests.
+  -- request at a time, so both caps full takes sc + kf pairs; half as many again leaves slack
+  -- for the pairs between their two requests and for the listing's own requests. (A request
+  -- beyond a cap waits in metasync.http and starts the moment a slot frees, so more pairs
+  -- would only hold more memory: twice sc + kf cost ~4 MB at 100k, no time gained.)
   pair.prepare(ctx)
-  local in_flight = 2 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor)
+  local in_flight = 3 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor) // 2
   ctx.stage = "the Keyfactor listing"
   local lerr = kfstream.run(ctx, policy, ctx.index, WORK[policy.direction], in_flight)
   if signals.received() then return interrupted(ctx) end
