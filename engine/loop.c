@@ -33,6 +33,7 @@ static struct {
   int peak;             /* most transfers at once, for the connection cache size */
   double curl_deadline; /* when curl wants a timeout call; < 0: none */
   int timer_changed;    /* set by the timer callback, to tell a stale deadline */
+  int delivering;       /* inside deliver_done: finished transfers are being handed out */
   Timer *timers;
   size_t ntimers, captimers;
   size_t live_timers;   /* timers in the heap that still have a callback */
@@ -177,9 +178,14 @@ void sched_transfer_start(CURL *e) {
   }
   curl_multi_add_handle(L.multi, e);
   /* curl starts a new transfer on its next timeout call, which would come only after every task
-   * ready in this turn has run: start it now, so the request leaves as soon as it is made. */
-  int running;
-  curl_multi_socket_action(L.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+   * ready in this turn has run: start it now, so the request leaves as soon as it is made. Not
+   * while finished transfers are handed out, though: one finishing there starts the next queued
+   * one, and driving curl then could finish and replace others in a chain before any task has
+   * seen an answer (a circuit breaker among them), so those wait for this turn's timeout call. */
+  if (!L.delivering) {
+    int running;
+    curl_multi_socket_action(L.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
 }
 
 void sched_transfer_stop(CURL *e) {
@@ -270,8 +276,10 @@ static int ms_until(double when, double now, int cap) {
 static void deliver_done(void) {
   CURLMsg *m;
   int left;
+  L.delivering = 1;
   while ((m = curl_multi_info_read(L.multi, &left)))
     if (m->msg == CURLMSG_DONE && L.on_done) L.on_done(m);
+  L.delivering = 0;
 }
 
 void loop_pump(int block) {
