@@ -288,7 +288,7 @@ static int push_response(lua_State *L, Req *r) {
 }
 
 /* Wakes whoever waits for r, which is over (sent and answered, or never sent). */
-static void wake_waiter(Req *r) {
+void http_wake_waiter(Req *r) {
   if (r->waiter) {
     if (sched_waiting(r->waiter, r->gen)) {
       lua_State *co = sched_thread(r->waiter);
@@ -299,10 +299,6 @@ static void wake_waiter(Req *r) {
   } else {
     r->done = 1;
   }
-}
-
-void http_end_unsent(Req *r) {
-  wake_waiter(r);
 }
 
 static void on_done(CURLMsg *m) {
@@ -321,7 +317,7 @@ static void on_done(CURLMsg *m) {
           (sched_now() - r->started) * 1000);
   }
   http_dispatch(r->host);
-  wake_waiter(r);
+  http_wake_waiter(r);
 }
 
 /* ---- building a request ---- */

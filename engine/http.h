@@ -57,8 +57,8 @@ void http_dispatch(Host *h);
 /* At exit: the next request the loop still owns (taken off the list), then the hosts. */
 Req *http_live_pop(void);
 void http_hosts_free(void);
-/* Ends a request that was never sent, as a finished one ends (wakes its waiter); http.c. */
-void http_end_unsent(Req *r);
+/* r is over (answered, or never sent): wakes whoever waits for it, and recycles it (http.c). */
+void http_wake_waiter(Req *r);
 int http_l_limit(lua_State *L);
 int http_l_drop(lua_State *L);
 int http_l_stats(lua_State *L);

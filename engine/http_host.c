@@ -76,10 +76,16 @@ static void url_hostkey(const char *url, char *out, size_t outsz) {
   curl_url_cleanup(u);
 }
 
-static Host *host_get(const char *key) {
+static Host *host_find(const char *key) {
   for (Host *h = hosts; h; h = h->next)
     if (strcmp(h->key, key) == 0) return h;
-  Host *h = calloc(1, sizeof *h);
+  return NULL;
+}
+
+static Host *host_get(const char *key) {
+  Host *h = host_find(key);
+  if (h) return h;
+  h = calloc(1, sizeof *h);
   if (!h) return NULL;
   snprintf(h->key, sizeof h->key, "%s", key);
   h->next = hosts;
@@ -269,9 +275,7 @@ int http_l_drop(lua_State *L) {
   char key[300];
   host_arg(L, 1, key, sizeof key);
   const char *msg = luaL_checkstring(L, 2);
-  Host *ho = NULL;
-  for (Host *x = hosts; x; x = x->next)
-    if (strcmp(x->key, key) == 0) ho = x;
+  Host *ho = host_find(key);
   lua_Integer n = 0;
   while (ho && ho->park_head) {
     Req *r = park_pop(ho);
@@ -279,7 +283,7 @@ int http_l_drop(lua_State *L) {
     r->dropped = 1;
     snprintf(r->errbuf, sizeof r->errbuf, "%s", msg);
     n++;
-    http_end_unsent(r);
+    http_wake_waiter(r);
   }
   lua_pushinteger(L, n);
   return 1;

@@ -198,8 +198,9 @@ function Client:request(method, path, opts)
     -- limit, set by metasync.setup), so a finished request starts the next one at once; when
     -- the breaker opens, what waits there is dropped, never sent.
     local t0 = task.now()
+    local write = method ~= "GET" and method ~= "HEAD" and not opts.read
     self.stats.requests = self.stats.requests + 1
-    if method ~= "GET" and method ~= "HEAD" and not opts.read then self.stats.writes = self.stats.writes + 1 end
+    if write then self.stats.writes = self.stats.writes + 1 end
     local sent, resp, terr, kind = pcall(http.request, {
       method = method, url = url, headers = headers, body = body,
       timeout = self.timeout, connect_timeout = self.connect_timeout,
@@ -213,7 +214,7 @@ function Client:request(method, path, opts)
       log.debug(self.logger, "%s %s -> %s (%.0f ms)", method, path, terr, ms)
       if kind == "dropped" then
         self.stats.requests = self.stats.requests - 1 -- never sent
-        if method ~= "GET" and method ~= "HEAD" and not opts.read then self.stats.writes = self.stats.writes - 1 end
+        if write then self.stats.writes = self.stats.writes - 1 end
         return nil, health.broken or terr, nil, true
       end
       if kind == "too_big" or kind == "interrupted" then

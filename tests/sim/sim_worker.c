@@ -43,9 +43,11 @@ static void gc_check(void)
   if (!gc_collecting && kb > gc_base_kb + gc_base_kb / 2)
     gc_collecting = true;
   /* Past twice the base, each request pays for what it allocated, as Lua's own pacing would. */
-  if (gc_collecting && kb > 2 * gc_base_kb)
+  if (gc_collecting && kb > 2 * gc_base_kb) {
     gc_step(grown > 0x7fffffff ? 0x7fffffff : (int)grown);
-  gc_last_kb = simlua_heap_kb();
+    kb = simlua_heap_kb(); /* what the step freed is not growth */
+  }
+  gc_last_kb = kb;
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
