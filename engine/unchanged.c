@@ -25,6 +25,9 @@
  *            2: the source is the value of the element named entry[5] in the list src[entry[7]]
  *            (a list of {name =, value =}; exactly, else equal in lower case; entry[6] is the
  *            name in lower case)
+ *   entry[8], entry[9] (only when the policy converts the stock way, fields.keyfactor_convert):
+ *            the rule that settles a value no memo holds, such as an id unique to the
+ *            certificate, when it is plainly the current value already (stock_same)
  * An answer is false ("no value"), a string (a problem), {same = v} or {new = v}. A source
  * value that is nil, json.null or only white space is "no value" before any answer is asked.
  * base: the target's baseline (key -> value), or false to skip that check (a dry run).
@@ -214,6 +217,79 @@ static int absent(lua_State *L, int idx) {
 
 static int scalar(int t) { return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN; }
 
+/* An integer as values.to_keyfactor writes it back: digits, a minus sign only before a
+ * non-zero number, no leading zero, no white space, no plus; 18 digits at most, so that it
+ * surely fits an integer (to_int would otherwise read it as a float). */
+static int canonical_int(const char *s, size_t n) {
+  size_t i = 0;
+  if (n > 0 && s[0] == '-') i = 1;
+  if (i == n || n - i > 18) return 0;
+  if (s[i] == '0') return n == 1;
+  for (; i < n; i++)
+    if (s[i] < '0' || s[i] > '9') return 0;
+  return 1;
+}
+
+/* The stock conversion (fields.keyfactor_convert) of a source value, where its answer is
+ * plainly the current value: pushes that value (the answer {same = it}) and returns 1, else
+ * returns 0 and the memo or the Lua decides. Only what needs no parsing is answered here: a
+ * text that fits, an option named exactly, an integer written the way Keyfactor's copy
+ * is. entry[8] is the rule (1 text, entry[9] its length limit or false; 2 integer; 3 one
+ * of the options, entry[9] the set of them). */
+static int stock_same(lua_State *L, int entry, int raw, int old) {
+  if (lua_type(L, old) != LUA_TSTRING) return 0;
+  if (lua_rawgeti(L, entry, 8) != LUA_TNUMBER) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  int rule = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  size_t nold;
+  const char *o = lua_tolstring(L, old, &nold);
+  if (rule == 2 && lua_type(L, raw) == LUA_TNUMBER) {
+    int isint;
+    lua_Integer v = lua_tointegerx(L, raw, &isint); /* math.tointeger: a float only if exact */
+    if (!isint) return 0;
+    lua_pushfstring(L, "%I", (LUAI_UACINT)v);
+    if (lua_rawequal(L, -1, old)) return 1;
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_type(L, raw) != LUA_TSTRING || !lua_rawequal(L, raw, old)) return 0;
+  if (rule == 2) {
+    if (!canonical_int(o, nold)) return 0;
+  } else if (rule == 1) {
+    lua_rawgeti(L, entry, 9);
+    int isnum;
+    lua_Integer max = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (isnum && (lua_Integer)nold > max) return 0;
+  } else if (rule == 3) {
+    lua_rawgeti(L, entry, 9);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_pushvalue(L, raw);
+    int hit = lua_rawget(L, -2) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    if (!hit) return 0;
+  } else {
+    return 0;
+  }
+  lua_pushvalue(L, raw);
+  return 1;
+}
+
+/* The baseline's check of an agreed value on top of the stack: 1 when base (if any) holds it
+ * under entry[2]. */
+static int in_base(lua_State *L, int entry, int base) {
+  if (!base) return 1;
+  lua_rawgeti(L, entry, 2);
+  if (!get(L, base)) return 0;
+  return lua_rawequal(L, -1, -2);
+}
+
 /* One field: 1 = settled (no value, or the same and already the baseline), 0 = pending. */
 static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int dst, int memo, int base) {
   int top = lua_gettop(L);
@@ -239,6 +315,8 @@ static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int 
   if (absent(L, raw)) return 1;
   if (!scalar(lua_type(L, raw))) return 0;
   if (!lua_isnil(L, old) && !scalar(lua_type(L, old))) return 0;
+  /* Unique values (an id, a date) are never remembered: the stock rule settles those. */
+  if (stock_same(L, entry, raw, old)) return in_base(L, entry, base);
   lua_rawgeti(L, entry, 1);
   if (lua_rawget(L, memo) != LUA_TTABLE) return 0; /* memo[f] */
   lua_pushvalue(L, raw);
@@ -249,10 +327,7 @@ static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int 
   if (t != LUA_TTABLE) return 0;
   lua_pushliteral(L, "same");
   if (lua_rawget(L, -2) != LUA_TSTRING) return 0; /* a change, or a value text() would convert */
-  if (!base) return 1;
-  lua_rawgeti(L, entry, 2);
-  if (!get(L, base)) return 0;
-  return lua_rawequal(L, -1, -2);
+  return in_base(L, entry, base);
 }
 
 static int l_pending(lua_State *L) {

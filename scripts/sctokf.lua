@@ -15,7 +15,6 @@
 -- serial number, compares values and writes only what differs.
 
 local fields = require("metasync.fields")
-local values = require("metasync.values")
 
 local policy = require("metasync.policy").new("sctokf")
 
@@ -126,10 +125,14 @@ policy.source_value = fields.source_value
 -- options. Values longer than Keyfactor allows are refused unless enableTruncation is true.
 -- The value comes from Sectigo, so a date is read in Sectigo's format (MM/dd/yyyy), never in
 -- keyfactorDateFormat: with a day-first Keyfactor format, 03/04/2026 is still 4 March.
--- Returns the value, or nil and the reason it cannot be converted.
-function policy.convert(value, field, ctx)
-  return values.to_keyfactor(value, field.datatype, {
-    options = field.options, truncate = ctx.cfg.enableTruncation, date_format = ctx.sectigo_date_format })
-end
+-- Returns the value, or nil and the reason it cannot be converted. The stock conversion (with
+-- values = require("metasync.values")) is
+--   function(value, field, ctx)
+--     return values.to_keyfactor(value, field.datatype, { options = field.options,
+--       truncate = ctx.cfg.enableTruncation, date_format = ctx.sectigo_date_format })
+--   end
+-- kept in the library (fields.keyfactor_convert) so that, while it is the policy's, a value
+-- that already equals Keyfactor's is recognised without Lua; replace it to convert otherwise.
+policy.convert = fields.keyfactor_convert
 
 return policy:main()

@@ -220,11 +220,36 @@ function M.source_value(field, details)
   return M.custom_value(details, field.sectigo)
 end
 
--- lookup_plan(list, novalue) -> the lookups of source_value and metadata for these fields, in
--- the form metasync.unchanged follows (engine/unchanged.c), or nil when two fields share a
--- Keyfactor name (each field is then settled on its own, which only holds for distinct
--- names) or a name is not a string. novalue: the memo's key for "no current value".
-function M.lookup_plan(list, novalue)
+-- keyfactor_convert(value, field, ctx) -> the stock conversion of a Sectigo value for a
+-- Keyfactor field (values.to_keyfactor by the field's DataType; dates read in Sectigo's own
+-- format). A policy whose convert is this very function lets metasync.unchanged settle, in C,
+-- values no memo holds (an id unique to each certificate) when they plainly equal the
+-- current value; any other function is called once per distinct value.
+function M.keyfactor_convert(value, field, ctx)
+  return values.to_keyfactor(value, field.datatype, {
+    options = field.options, truncate = ctx.cfg.enableTruncation, date_format = ctx.sectigo_date_format })
+end
+
+-- The rule of engine/unchanged.c's stock_same for a field's DataType, as to_keyfactor reads
+-- it: 1 text (with its length limit), 2 integer, 3 one of the options; nil: not settled there.
+local function stock_rule(f)
+  local dt = tonumber(f.datatype) or 1
+  if dt == 2 then return 2 end
+  if dt == 3 or dt == 4 then return nil end
+  if dt == 5 and type(f.options) == "table" and #f.options > 0 then
+    local set = {}
+    for _, o in ipairs(f.options) do if type(o) == "string" then set[o] = true end end
+    return 3, set
+  end
+  return 1, values.KF_MAX[dt] or false
+end
+
+-- lookup_plan(list, novalue[, stock]) -> the lookups of source_value and metadata for these
+-- fields, in the form metasync.unchanged follows (engine/unchanged.c), or nil when two fields
+-- share a Keyfactor name (each field is then settled on its own, which only holds for
+-- distinct names) or a name is not a string. novalue: the memo's key for "no current value".
+-- stock: the policy converts with keyfactor_convert, so each entry carries its stock rule.
+function M.lookup_plan(list, novalue, stock)
   local plan, seen = { novalue = novalue, map = "Metadata" }, {}
   for i, f in ipairs(list) do
     -- Names that are not strings are looked up differently by the Lua (a number matches a
@@ -247,6 +272,7 @@ function M.lookup_plan(list, novalue)
       local name = f.sectigo
       e[4], e[5], e[6], e[7] = 2, name, name:lower(), "customFields"
     end
+    if stock then e[8], e[9] = stock_rule(f) end
     plan[i] = e
   end
   return plan

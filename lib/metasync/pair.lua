@@ -157,10 +157,12 @@ M.details = details
 local function pending(ctx, policy, p, d, base)
   if not ctx.memo then return false end
   local plan = ctx.lookup_plan
-  if not plan or plan.fields ~= ctx.fields or plan.source_value ~= policy.source_value then
-    plan = policy.source_value == fields.source_value and fields.lookup_plan(ctx.fields, NOVALUE)
+  if not plan or plan.fields ~= ctx.fields or plan.source_value ~= policy.source_value
+    or plan.convert ~= policy.convert then
+    plan = policy.source_value == fields.source_value
+      and fields.lookup_plan(ctx.fields, NOVALUE, policy.convert == fields.keyfactor_convert)
     plan = plan or { off = true }
-    plan.fields, plan.source_value = ctx.fields, policy.source_value
+    plan.fields, plan.source_value, plan.convert = ctx.fields, policy.source_value, policy.convert
     ctx.lookup_plan = plan
   end
   if plan.off then return false end

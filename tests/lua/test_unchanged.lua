@@ -209,12 +209,63 @@ end
 local ok, err = pcall(unchanged.pending, plan, d, {}, memo, true)
 assert(not ok and tostring(err):find("baseline table or false"), tostring(err))
 
+-- The stock conversion's rule (fields.keyfactor_convert): with no memo at all, a value the
+-- native code settles is one the Lua settles too (converted, the same as the current value,
+-- and the baseline's), over random values and every DataType.
+do
+  local RAWS = { "abc", "Production", "production", "12", "-7", "0", "-0", "007", "+5", " 5", "5 ", "1.5",
+    "12345678901234567890", "03/04/2026", "2026-03-04", "true", "", "  ", string.rep("x", 400), string.rep("y", 401),
+    12, 12.0, 12.5, -3, true, json.null }
+  local function rv() return RAWS[R(#RAWS)] end
+  local ctx0 = { cfg = { enableTruncation = R(2) == 1 }, sectigo_date_format = "MM/dd/yyyy" }
+  local native_settled, lua_settled = 0, 0
+  for _ = 1, 6000 do
+    local dt = R(0, 8)
+    local f = { kind = "custom", sectigo = "S", keyfactor = "K", datatype = dt > 0 and dt or nil,
+      options = R(2) == 1 and { "Production", "Staging" } or nil }
+    local plan = fields.lookup_plan({ f }, NOVALUE, true)
+    local raw = rv()
+    local old = R(3) > 1 and (type(raw) == "string" and raw or values.text(raw)) or rv()
+    if type(old) ~= "string" then old = values.text(old) end
+    local d = { customFields = json.array { { name = "S", value = raw } } }
+    local kf = { Metadata = { K = old } }
+    local new = fields.keyfactor_convert(raw, f, ctx0)
+    local same = new ~= nil and values.equal(old, new, values.kind_of_kf(f.datatype), ctx0.date_format) and values.text(new)
+    local base = R(4) == 1 and false or { K = (R(4) > 1 and same) or "other" }
+    local lua = values.absent(raw) or (same and (not base or base.K == same))
+    local got = unchanged.pending(plan, d, kf, {}, base) == nil
+    if got then
+      assert(lua, string.format("settled natively: %s -> %s (DataType %s)", tostring(raw), tostring(old), tostring(dt)))
+      native_settled = native_settled + 1
+    end
+    if lua then lua_settled = lua_settled + 1 end
+  end
+  assert(native_settled > 1000 and native_settled < lua_settled, native_settled .. " of " .. lua_settled)
+  -- The usual unique values: an id, a text, an option, each already Keyfactor's.
+  local I = { kind = "manual", sectigo = "id", keyfactor = "SectigoID", datatype = 2 }
+  local T = { kind = "custom", sectigo = "Owner", keyfactor = "Owner", datatype = 7 }
+  local O = { kind = "custom", sectigo = "Env", keyfactor = "Env", datatype = 5, options = { "Production" } }
+  local pl = fields.lookup_plan({ I, T, O }, NOVALUE, true)
+  local dd = { id = 4711, customFields = json.array { { name = "Owner", value = "a@example.com" }, { name = "Env", value = "Production" } } }
+  local md = { Metadata = { SectigoID = "4711", Owner = "a@example.com", Env = "Production" } }
+  assert(unchanged.pending(pl, dd, md, {}, { SectigoID = "4711", Owner = "a@example.com", Env = "Production" }) == nil)
+  assert(table.concat(unchanged.pending(pl, dd, md, {}, { SectigoID = "4711", Owner = "a@example.com" }), ",") == "3",
+    "the baseline lacks one")
+  md.Metadata.Env = "production"
+  assert(table.concat(unchanged.pending(pl, dd, md, {}, false), ",") == "3", "an option in another case is the Lua's")
+  md.Metadata.SectigoID = "04711"
+  assert(table.concat(unchanged.pending(pl, dd, md, {}, false), ",") == "1,3", "an integer written otherwise is the Lua's")
+  -- without the stock conversion nothing unique is settled
+  assert(#unchanged.pending(fields.lookup_plan({ I, T, O }, NOVALUE), dd, md, {}, false) == 3)
+end
+
 -- pair.sctokf: the second time over the same certificate, every field settles natively.
 local pair = require("metasync.pair")
 local report = require("metasync.report")
 local stock = require("metasync.stock")
 local policy = stock.load("sctokf")
 assert(policy.source_value == fields.source_value, "the stock policy reads its values the library's way")
+assert(policy.convert == fields.keyfactor_convert, "the stock policy converts the library's way")
 local converts = 0
 local convert = policy.convert
 policy.convert = function(...) converts = converts + 1; return convert(...) end
