@@ -3,8 +3,11 @@
  * says, has an answer already remembered for it and the target's current value, and that
  * answer is "no value", or "the same" and the baseline already holds it.
  *
- *   unchanged.pending(plan, src, dst, memo, base) -> nil (every field settled)
+ *   unchanged.pending(plan, src, dst, memo, base[, entry]) -> nil (every field settled)
  *                                                  | {i, ...} (the fields the caller decides)
+ * entry true: src is a bulk index entry (lib/metasync/bulk.lua), {sslId, slot values...}, false
+ * for a slot without a value; each field then reads slot entry[10] (none: the field is
+ * pending), which holds what the field would read from the doc made of that entry.
  *
  * Why native: on a run that changes nothing (the usual nightly run), each field of each
  * certificate cost a dozen Lua calls (the lookups, the remembered decision, the baseline
@@ -291,13 +294,25 @@ static int in_base(lua_State *L, int entry, int base) {
 }
 
 /* One field: 1 = settled (no value, or the same and already the baseline), 0 = pending. */
-static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int dst, int memo, int base) {
+static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int dst, int memo, int base,
+                 int from_entry) {
   int top = lua_gettop(L);
   int ok;
   lua_rawgeti(L, entry, 4);
   int kind = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (kind == 1) {
+  if (from_entry) {
+    int isnum;
+    lua_rawgeti(L, entry, 10);
+    lua_Integer slot = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || slot < 1 || slot >= LUA_MAXINTEGER || lua_type(L, src) != LUA_TTABLE) return 0;
+    if (lua_rawgeti(L, src, slot + 1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+    ok = 1;
+  } else if (kind == 1) {
     lua_rawgeti(L, entry, 5);
     if (lua_type(L, -1) != LUA_TTABLE) return 0;
     ok = dig(L, src, top + 1);
@@ -340,6 +355,7 @@ static int l_pending(lua_State *L) {
   } else if (!(lua_type(L, 5) == LUA_TBOOLEAN && !lua_toboolean(L, 5))) {
     return luaL_argerror(L, 5, "expected the baseline table or false");
   }
+  int from_entry = lua_toboolean(L, 6);
   lua_settop(L, 5);
   luaL_checkstack(L, 40, "metasync.unchanged");
   lua_getfield(L, 1, "novalue"); /* 6 */
@@ -348,7 +364,7 @@ static int l_pending(lua_State *L) {
   lua_Integer n = luaL_len(L, 1), left = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     int settled = 0;
-    if (lua_rawgeti(L, 1, i) == LUA_TTABLE) settled = field(L, 9, 6, 7, 2, 3, 4, base);
+    if (lua_rawgeti(L, 1, i) == LUA_TTABLE) settled = field(L, 9, 6, 7, 2, 3, 4, base, from_entry);
     lua_settop(L, 8);
     if (!settled) {
       if (lua_isnil(L, 8)) {

@@ -72,6 +72,21 @@ function M.plan(custom_names, manual_paths)
   return slots, missing
 end
 
+-- slot_of(slots, field) -> the index of the slot that holds the field's value as the field
+-- reads it from doc(): a custom field's exact name, a manual field's details path; nil if none.
+function M.slot_of(slots, f)
+  local want
+  if f.kind == "manual" then
+    local m = M.PATHS[tostring(f.sectigo):lower()]
+    want = m and m[1]
+  else
+    want = f.sectigo
+  end
+  for i, s in ipairs(slots) do
+    if (s.kind == "custom" and s.name == want) or (s.kind == "path" and f.kind == "manual" and s.path == want) then return i end
+  end
+end
+
 -- keys(slots) -> the row keys to decode
 function M.keys(slots)
   local set, out = { id = true, typeId = true, status = true, serialNumber = true, customFields = true, commonName = true }, {}
@@ -107,6 +122,8 @@ local function entry(row, slots, id)
   end
   return e
 end
+
+M.entry = entry
 
 -- doc(e, slots) -> a details-shaped table holding what the entry carries. The {name, value}
 -- pairs are shared between certificates with the same value (a doc is read, never changed),

@@ -46,6 +46,16 @@ function M.run(ctx, policy, index, work, limit)
       task.spawn(body, fn, p)
     end
   end
+  -- A pair from a bulk index carries its compact entry; p.doc, the details-shaped table the
+  -- hooks read, is made on first use (most pairs of a no-op run never need it).
+  local pair_mt = { __index = function(p, k)
+    if k ~= "doc" then return nil end
+    local e = rawget(p, "entry")
+    if not e then return nil end
+    local d = index:doc(e)
+    rawset(p, "doc", d)
+    return d
+  end }
   local batch, serials = {}, {}
   local function dispatch()
     if #batch == 0 then return end
@@ -95,11 +105,11 @@ function M.run(ctx, policy, index, work, limit)
         r.matched = r.matched + 1
       else
         r.considered = r.considered + 1
-        local ssl_id, doc
-        if key then ssl_id, doc = index:get(key) end
+        local ssl_id, entry
+        if key then ssl_id, entry = index:lookup(key) end
         if ssl_id then
           r.matched = r.matched + 1
-          batch[#batch + 1] = { kf = kc, serial = key, ssl_id = ssl_id, doc = doc }
+          batch[#batch + 1] = setmetatable({ kf = kc, serial = key, ssl_id = ssl_id, entry = entry }, pair_mt)
           serials[#serials + 1] = key
           if #batch >= BATCH then dispatch() end
         else

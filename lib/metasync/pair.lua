@@ -11,6 +11,7 @@ local values = require("metasync.values")
 local fields = require("metasync.fields")
 local dryplan = require("metasync.dryplan")
 local unchanged = require("metasync.unchanged")
+local bulk = require("metasync.bulk")
 
 local M = {}
 
@@ -150,30 +151,39 @@ local function details(ctx, p)
 end
 M.details = details
 
--- pending(ctx, policy, p, d, base) -> nil when every field of the pair is settled already,
--- else the indices into ctx.fields left to decide (all of them: false). Fields whose answer
--- the run has remembered for the same two values, and whose baseline already holds it, are
--- settled natively (metasync.unchanged), when the policy reads its values the library's way.
-local function pending(ctx, policy, p, d, base)
-  if not ctx.memo then return false end
-  local plan = ctx.lookup_plan
+-- pending(ctx, policy, p, d, base[, entry]) -> nil when every field of the pair is settled
+-- already, else the indices into ctx.fields left to decide (all of them: false). Fields whose
+-- answer the run has remembered for the same two values, or that the stock conversion plainly
+-- leaves as they are, and whose baseline already holds it, are settled natively
+-- (metasync.unchanged), when the policy reads its values the library's way. entry: d is a
+-- bulk index entry (metasync.bulk), read by slot, rather than a details-shaped doc.
+local function pending(ctx, policy, p, d, base, entry)
+  local which = entry and "entry_plan" or "lookup_plan"
+  local plan = ctx[which]
   if not plan or plan.fields ~= ctx.fields or plan.source_value ~= policy.source_value
     or plan.convert ~= policy.convert then
     plan = policy.source_value == fields.source_value
       and fields.lookup_plan(ctx.fields, NOVALUE, policy.convert == fields.keyfactor_convert)
+    if plan and entry then
+      for i, f in ipairs(ctx.fields) do plan[i][10] = bulk.slot_of(ctx.index.slots, f) end
+    end
     plan = plan or { off = true }
     plan.fields, plan.source_value, plan.convert = ctx.fields, policy.source_value, policy.convert
-    ctx.lookup_plan = plan
+    ctx[which] = plan
   end
   if plan.off then return false end
-  return unchanged.pending(plan, d, p.kf, ctx.memo, base)
+  if not ctx.memo then ctx.memo = setmetatable({}, { __mode = "k" }) end
+  return unchanged.pending(plan, d, p.kf, ctx.memo, base, entry)
 end
 
--- sctokf: Sectigo custom and manual fields -> Keyfactor metadata.
-local function sctokf(ctx, policy, p, d, spawn)
-  local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
-  local left = pending(ctx, policy, p, d, base)
-  if left == nil then return ctx.report:unchanged_pair(p) end
+-- sctokf: Sectigo custom and manual fields -> Keyfactor metadata. base and left: the
+-- baseline and the fields pending, when the caller has them already.
+local function sctokf(ctx, policy, p, d, spawn, base, left)
+  if base == nil then
+    base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
+    left = pending(ctx, policy, p, d, base)
+    if left == nil then return ctx.report:unchanged_pair(p) end
+  end
   local changes, payload, problems, agreed = {}, {}, {}, {}
   local list = ctx.fields
   for j = 1, left and #left or #list do
@@ -202,6 +212,14 @@ local function sctokf(ctx, policy, p, d, spawn)
 end
 
 function M.sctokf(ctx, policy, p, spawn)
+  local e = rawget(p, "entry")
+  if e and not ctx.index.need_details then
+    -- From the bulk entry itself: the doc is made only when a field is left to the Lua.
+    local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
+    local left = pending(ctx, policy, p, e, base, true)
+    if left == nil then return ctx.report:unchanged_pair(p) end
+    return sctokf(ctx, policy, p, p.doc, spawn, base, left)
+  end
   if p.doc and not ctx.index.need_details then return sctokf(ctx, policy, p, p.doc, spawn) end
   spawn(function()
     local d = details(ctx, p)

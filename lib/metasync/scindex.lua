@@ -23,6 +23,20 @@ function Index:get(key)
   return e[1], bulk.doc(e, self.slots)
 end
 
+-- lookup(key) -> sslId, the compact bulk entry (bulk only: {sslId, slot values...}, see
+-- metasync.bulk) | nil. The doc is made from the entry only when something needs it: a pair
+-- that needs nothing is settled from the entry (metasync.pair), which spares most of a no-op
+-- run's tables.
+function Index:lookup(key)
+  local e = self.map[key]
+  if e == nil then return nil end
+  if type(e) == "number" then return e end
+  return e[1], e
+end
+
+-- doc(entry) -> the details-shaped doc of an entry
+function Index:doc(e) return bulk.doc(e, self.slots) end
+
 local function add(ix, key, value)
   if ix.map[key] ~= nil then
     ix.dups = ix.dups + 1

@@ -23,7 +23,7 @@ local function world(fail_at)
   }
   return kf, function() return handed end
 end
-local index = { get = function(_, key)
+local index = { lookup = function(_, key)
   local n = tonumber(key, 16) - 4096
   if n % 10 == 0 then return nil end -- every tenth is unmatched
   return n + 100000

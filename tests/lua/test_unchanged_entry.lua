@@ -1,0 +1,113 @@
+-- metasync.unchanged reading a bulk index entry by slot settles exactly the fields it settles
+-- reading the details-shaped doc made of that entry (bulk.doc), over random report rows,
+-- fields of every kind and case, memos and baselines: pair.sctokf then needs no doc for a
+-- pair that needs nothing. Then pair.sctokf over entries: the doc is made only for pairs with
+-- a field left to the Lua.
+local unchanged = require("metasync.unchanged")
+local fields = require("metasync.fields")
+local bulk = require("metasync.bulk")
+local json = require("metasync.json")
+
+math.randomseed(tonumber(os.getenv("SEED") or "") or 11)
+local R = math.random
+local NOVALUE = {}
+
+local NAMES = { "Cost Center", "cost center", "Owner", "OWNER", "Env", "Budget" }
+local PATHS = { "id", "sslId", "status", "commonName", "certType.id", "CERTTYPE.ID", "expires", "keySize", "issuer",
+  "certificateDetails.issuer" }
+local VALUES = { "a", "A", "Production", "12", "0012", "", " ", "x@example.com", "03/04/2026", 7, 7.0, 12.5, true }
+local function value() return VALUES[R(#VALUES)] end
+
+local function row()
+  local cfs = json.array({})
+  for _ = 1, R(0, 4) do cfs[#cfs + 1] = { name = NAMES[R(#NAMES)], value = value() } end
+  return { id = R(1, 5), status = value(), commonName = value(), typeId = R(3) == 1 and value() or R(1, 9),
+    expires = R(2) == 1 and "2027-01-0" .. R(9) or value(), publicKeySize = R(2) == 1 and "2048" or value(),
+    issuer = value(), customFields = cfs }
+end
+
+local checked, settled, left = 0, 0, 0
+for _ = 1, 3000 do
+  local list, seen = {}, {}
+  for _ = 1, R(1, 5) do
+    local manual = R(2) == 1
+    local f = { kind = manual and "manual" or "custom", sectigo = manual and PATHS[R(#PATHS)] or NAMES[R(#NAMES)],
+      datatype = R(1, 7), options = R(3) == 1 and { "Production", "a" } or nil }
+    f.keyfactor = "K" .. #list
+    if not seen[f.sectigo:lower()] then seen[f.sectigo:lower()] = true; list[#list + 1] = f end
+  end
+  local custom, manual = {}, {}
+  for _, f in ipairs(list) do
+    if f.kind == "custom" then custom[#custom + 1] = f.sectigo else manual[#manual + 1] = f.sectigo end
+  end
+  local slots, missing = bulk.plan(custom, manual)
+  if #missing == 0 then
+    local e = bulk.entry(row(), slots, R(1, 5))
+    local doc = bulk.doc(e, slots)
+    local stock = R(4) > 1
+    local pd = fields.lookup_plan(list, NOVALUE, stock)
+    local pe = fields.lookup_plan(list, NOVALUE, stock)
+    for i, f in ipairs(list) do pe[i][10] = bulk.slot_of(slots, f) end
+    -- Keyfactor's side: the same values often, so that fields settle
+    local md, base, memo = {}, {}, {}
+    for _, f in ipairs(list) do
+      local v = fields.source_value(f, doc)
+      if R(4) > 1 and v ~= nil then md[f.keyfactor] = tostring(v) elseif R(2) == 1 then md[f.keyfactor] = value() end
+      base[f.keyfactor] = R(4) > 1 and md[f.keyfactor] or nil
+      if R(3) == 1 and v ~= nil then
+        memo[f] = { [v] = { [md[f.keyfactor] or NOVALUE] = R(2) == 1 and { same = md[f.keyfactor] or "z" } or false } }
+      end
+    end
+    local b = R(5) == 1 and false or base
+    local kf = { Id = 1, Metadata = md }
+    local want = unchanged.pending(pd, doc, kf, memo, b)
+    local got = unchanged.pending(pe, e, kf, memo, b, true)
+    local ws, gs = want and table.concat(want, ",") or "", got and table.concat(got, ",") or ""
+    assert(ws == gs, string.format("from the entry %s, from the doc %s", gs, ws))
+    checked = checked + 1
+    left = left + (want and #want or 0)
+    settled = settled + #list - (want and #want or 0)
+  end
+end
+assert(checked > 2000 and settled > 2000 and left > 1000, string.format("%d checked, %d settled, %d left", checked, settled, left))
+
+-- A field no slot holds is left to the Lua.
+local F = { kind = "custom", sectigo = "Owner", keyfactor = "Owner", datatype = 1 }
+local pe = fields.lookup_plan({ F }, NOVALUE, true)
+assert(table.concat(unchanged.pending(pe, { 1, "x" }, { Metadata = { Owner = "x" } }, {}, false, true), ",") == "1")
+pe[1][10] = 1
+assert(unchanged.pending(pe, { 1, "x" }, { Metadata = { Owner = "x" } }, {}, false, true) == nil)
+
+-- pair.sctokf over bulk entries: a pair in step is settled without its doc; a pair with an
+-- edited value gets its doc and is written.
+local pair = require("metasync.pair")
+local report = require("metasync.report")
+local policy = require("metasync.stock").load("sctokf")
+local list = {
+  { kind = "manual", sectigo = "id", keyfactor = "SectigoID", datatype = 2 },
+  { kind = "custom", sectigo = "Owner", keyfactor = "Owner", datatype = 7 },
+}
+local slots = bulk.plan({ "Owner" }, { "id" })
+local docs = 0
+local index = { slots = slots, need_details = false }
+local mt = { __index = function(p, k)
+  if k == "doc" then docs = docs + 1; return bulk.doc(rawget(p, "entry"), slots) end
+end }
+local writes = {}
+local ctx = { fields = list, dry_run = false, report = report.new("sctokf"), direction = "sctokf", index = index,
+  cfg = {}, sectigo_date_format = "MM/dd/yyyy", date_format = "M/d/yyyy h:mm:ss tt",
+  state = { baseline = function() return { SectigoID = "4711", Owner = "o@example.com" } end, agree = function() end,
+    journal = function() end },
+  keyfactor = { update_metadata = function(_, id, payload) writes[#writes + 1] = { id, payload }; return true end } }
+local function run(owner)
+  local e = bulk.entry({ id = 4711, customFields = json.array { { name = "Owner", value = "o@example.com" } } }, slots, 4711)
+  local p = setmetatable({ kf = { Id = 9, Metadata = { SectigoID = "4711", Owner = owner } }, serial = "AB",
+    ssl_id = 4711, entry = e }, mt)
+  pair.sctokf(ctx, policy, p, function(fn) fn() end)
+end
+run("o@example.com")
+assert(docs == 0 and #writes == 0 and ctx.report.unchanged == 1, "settled from the entry, no doc made")
+run("edited@example.com")
+assert(docs == 1 and #writes == 1 and writes[1][2].Owner == "o@example.com" and writes[1][2].SectigoID == nil,
+  "the edited field is written from the doc")
+print("ok")
