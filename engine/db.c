@@ -230,6 +230,21 @@ static void push_names(lua_State *L, sqlite3_stmt *stmt, int n) {
   }
 }
 
+/* Pushes column i of the current row, of a type other than NULL. */
+static void push_col(lua_State *L, sqlite3_stmt *stmt, int i, int type) {
+  switch (type) {
+  case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(stmt, i)); break;
+  case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(stmt, i)); break;
+  default: { /* TEXT or BLOB: bytes as they are, embedded NULs included */
+    const void *p = type == SQLITE_TEXT ? (const void *)sqlite3_column_text(stmt, i)
+                                        : sqlite3_column_blob(stmt, i);
+    int len = sqlite3_column_bytes(stmt, i);
+    if (!p && len > 0) raise(L, "db: not enough memory");
+    lua_pushlstring(L, p ? p : "", (size_t)len);
+  }
+  }
+}
+
 /* Pushes the current row as a table keyed by the names at names..names+n-1; NULLs are left out. */
 static void push_row(lua_State *L, sqlite3_stmt *stmt, int names, int n) {
   lua_createtable(L, 0, n);
@@ -237,24 +252,37 @@ static void push_row(lua_State *L, sqlite3_stmt *stmt, int names, int n) {
     int type = sqlite3_column_type(stmt, i);
     if (type == SQLITE_NULL) continue;
     lua_pushvalue(L, names + i);
-    switch (type) {
-    case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(stmt, i)); break;
-    case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(stmt, i)); break;
-    default: { /* TEXT or BLOB: bytes as they are, embedded NULs included */
-      const void *p = type == SQLITE_TEXT ? (const void *)sqlite3_column_text(stmt, i)
-                                          : sqlite3_column_blob(stmt, i);
-      int len = sqlite3_column_bytes(stmt, i);
-      if (!p && len > 0) raise(L, "db: not enough memory");
-      lua_pushlstring(L, p ? p : "", (size_t)len);
-    }
-    }
+    push_col(L, stmt, i, type);
     lua_rawset(L, -3);
   }
 }
 
+/* Adds the current row (key, name, value) to the table on top: t[key][name] = value. A row
+ * whose key or name is NULL is left out, as is a NULL value (t[key] is made all the same). */
+static void group_row(lua_State *L, sqlite3_stmt *stmt) {
+  int tk = sqlite3_column_type(stmt, 0), tn = sqlite3_column_type(stmt, 1);
+  if (tk == SQLITE_NULL || tn == SQLITE_NULL) return;
+  push_col(L, stmt, 0, tk);
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, -3) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 8);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -5); /* t[key] = the new group */
+  }
+  int tv = sqlite3_column_type(stmt, 2);
+  if (tv != SQLITE_NULL) {
+    push_col(L, stmt, 1, tn);
+    push_col(L, stmt, 2, tv);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 2);
+}
+
 /* ---------------------------------------------------------------- run, row, all */
 
-enum { Q_RUN, Q_ROW, Q_ALL };
+enum { Q_RUN, Q_ROW, Q_ALL, Q_GROUP };
 
 /* The body of run/row/all, under lua_pcall from guarded: stack = handle, sql, values... */
 static int query(lua_State *L, int mode) {
@@ -267,11 +295,23 @@ static int query(lua_State *L, int mode) {
   if (bind_args(L, stmt, 3, lua_gettop(L), msg)) return raise(L, msg);
   sqlite3_int64 before = sqlite3_total_changes64(d->db);
   int n = mode == Q_RUN ? 0 : sqlite3_column_count(stmt), names = lua_gettop(L) + 1, rc;
+  if (mode == Q_GROUP) {
+    if (n != 3) {
+      errfmt(msg, "group needs a statement of exactly three columns", sql);
+      return raise(L, msg);
+    }
+    n = 0; /* no names: a group is keyed by the values */
+    luaL_checkstack(L, 8, "db: group");
+  }
   push_names(L, stmt, n);
-  if (mode == Q_ALL) lua_newtable(L);
+  if (mode == Q_ALL || mode == Q_GROUP) lua_newtable(L);
   lua_Integer count = 0;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     if (mode == Q_RUN) continue; /* RETURNING rows: the statement still runs to its end */
+    if (mode == Q_GROUP) {
+      group_row(L, stmt);
+      continue;
+    }
     push_row(L, stmt, names, n);
     if (mode == Q_ROW) return 1;
     lua_rawseti(L, -2, ++count);
@@ -291,6 +331,7 @@ static int query(lua_State *L, int mode) {
 static int w_run(lua_State *L) { return query(L, Q_RUN); }
 static int w_row(lua_State *L) { return query(L, Q_ROW); }
 static int w_all(lua_State *L) { return query(L, Q_ALL); }
+static int w_group(lua_State *L) { return query(L, Q_GROUP); }
 
 /* Runs worker on copies of the arguments under lua_pcall with the handle busy, then resets the
  * statement it used whatever happened, and passes its results or its error on. */
@@ -319,6 +360,10 @@ static int m_run(lua_State *L) { return guarded(L, w_run); }
 static int m_row(lua_State *L) { return guarded(L, w_row); }
 /* h:all(sql, ...) -> list of rows */
 static int m_all(lua_State *L) { return guarded(L, w_all); }
+/* h:group(sql, ...) -> {[first column] = {[second column] = third column}} for a statement of
+ * three columns: rows of (key, name, value) gathered per key without a table per row, which
+ * is how the sync state reads the baselines of a batch of certificates. */
+static int m_group(lua_State *L) { return guarded(L, w_group); }
 
 /* ---------------------------------------------------------------- rows */
 
@@ -546,6 +591,7 @@ int luaopen_metasync_db(lua_State *L) {
                                      {"run", m_run},
                                      {"row", m_row},
                                      {"all", m_all},
+                                     {"group", m_group},
                                      {"rows", m_rows},
                                      {"begin", m_begin},
                                      {"commit", m_commit},

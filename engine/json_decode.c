@@ -1,4 +1,4 @@
-/* metasync.json decoding: json.decode(s [, {select = names, at = key}]).
+/* metasync.json decoding: json.decode(s [, {select = names, at = key, meta = mt}]).
  *
  * Decoding is done here rather than by lua-cjson 2.1.0 (Debian) because what cjson gives back
  * cannot be repaired after the fact:
@@ -21,7 +21,9 @@
  * the array under opts.at in the top-level object) that are objects keep only the selected keys.
  * Other members are run through skip_value, a scanner that checks exactly what the decoder checks
  * (same messages, same positions, same depth limit) but creates no Lua values; a raw key is
- * matched against the selection by its bytes, so only kept keys are ever pushed.
+ * matched against the selection by its bytes, so only kept keys are ever pushed. opts.meta (with
+ * select): the metatable each such item gets, set here rather than by a Lua loop over the page
+ * (a caller's guard against reading a key that was not kept).
  */
 #include "json_internal.h"
 
@@ -60,6 +62,7 @@ typedef struct {
   const char *errmsg;     /* static text */
   const Select *sel;      /* NULL: decode everything */
   const char *at;         /* NULL: the item list is the top-level array */
+  int metaidx;            /* stack index of opts.meta, or 0 */
   size_t atlen;
   unsigned short ohint[JSON_MAX_DEPTH + 1];
 } Decoder;
@@ -580,6 +583,10 @@ static int parse_object(Decoder *d, int top) {
 static int parse_selected(Decoder *d) {
   if (!enter(d)) return 0;
   lua_createtable(d->L, 0, d->ohint[d->depth]);
+  if (d->metaidx) {
+    lua_pushvalue(d->L, d->metaidx);
+    lua_setmetatable(d->L, -2);
+  }
   size_t kept = 0;
   skip_ws(d);
   if (d->p < d->end && *d->p == '}') {
@@ -669,7 +676,7 @@ static void push_decode_error(Decoder *d) {
   }
 }
 
-/* json.decode(s [, {select = names, at = key}]) -> value | nil, "line L column C: message" */
+/* json.decode(s [, {select = names, at = key, meta = mt}]) -> value | nil, "line L column C: message" */
 int json_decode(lua_State *L) {
   size_t len;
   luaL_checktype(L, 1, LUA_TSTRING);
@@ -689,6 +696,9 @@ int json_decode(lua_State *L) {
     } else if (t != LUA_TNIL) {
       luaL_argerror(L, 2, "option 'select' must be a table");
     }
+    t = lua_getfield(L, 2, "meta");
+    if (t == LUA_TTABLE && d.sel) d.metaidx = lua_gettop(L);
+    else if (t != LUA_TNIL) luaL_argerror(L, 2, "option 'meta' must be a table, given with 'select'");
   }
   if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) d.start = d.p = s + 3; /* UTF-8 BOM */
   int top = lua_gettop(L);

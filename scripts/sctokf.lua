@@ -15,6 +15,7 @@
 -- serial number, compares values and writes only what differs.
 
 local fields = require("metasync.fields")
+local values = require("metasync.values")
 
 local policy = require("metasync.policy").new("sctokf")
 
@@ -97,12 +98,15 @@ policy.keyfactor_fields = { "Id", "SerialNumber", "IssuerDN", "IssuedCN", "CertS
 -- (say DigiCert) whose serial happens to equal a Sectigo one is never touched, whatever the
 -- server's query did. Return false to leave a certificate alone.
 function policy.include(cert, ctx)
-  local issuer = type(cert.IssuerDN) == "string" and cert.IssuerDN:lower() or ""
-  if not issuer:find(ctx.cfg.issuerDNLookupTerm:lower(), 1, true) then return false end
+  -- the issuer names the lookup term, in any case
+  if not values.contains(cert.IssuerDN, ctx.cfg.issuerDNLookupTerm) then return false end
   if not ctx.cfg.syncRevokedAndExpiredCerts then
     if cert.CertState == 2 then return false end -- revoked
-    local na = type(cert.NotAfter) == "string" and cert.NotAfter:sub(1, 10)
-    if na and na:match("^%d%d%d%d%-%d%d%-%d%d$") and na < (ctx.today or os.date("!%Y-%m-%d")) then return false end
+    -- expired: NotAfter (yyyy-MM-ddThh:mm:ss...) before today; ISO dates compare as text
+    local na = cert.NotAfter
+    if type(na) == "string" and na:find("^%d%d%d%d%-%d%d%-%d%d") and na < (ctx.today or os.date("!%Y-%m-%d")) then
+      return false
+    end
   end
   return true
 end

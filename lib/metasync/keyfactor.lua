@@ -81,8 +81,8 @@ end
 -- streamed through metasync.pager's sliding window (`concurrency` pages in flight); a failed
 -- page raises. fields: decode only these keys of each item (nil: all).
 function Client:pages(path, query, page_size, fields)
-  local decode = fields and { select = fields } or nil
-  local mt = fields and guard(fields) or nil
+  -- (the decoder gives each item the guard, without a loop over the page here)
+  local decode = fields and { select = fields, meta = guard(fields) } or nil
   local function fetch(n)
     local q = {}
     add_both(q, "PageReturned", n)
@@ -94,11 +94,6 @@ function Client:pages(path, query, page_size, fields)
     -- An empty object {} is not an empty page: a wrong shape is an error, never "no certificates".
     if type(list) ~= "table" or not json.is_array(list) then
       return nil, string.format("Keyfactor GET %s: expected a list", path)
-    end
-    if mt then
-      for _, item in ipairs(list) do
-        if type(item) == "table" then setmetatable(item, mt) end
-      end
     end
     -- The header's text as it came: pager.total_pages judges it ("0x10" is not 16).
     return list, resp.headers and resp.headers["x-total-count"]

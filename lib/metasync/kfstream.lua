@@ -57,6 +57,13 @@ function M.run(ctx, policy, index, work, limit)
     return d
   end }
   local batch, serials = {}, {}
+  -- An API the circuit breaker gave up on gets nothing more: the listing stops instead of
+  -- failing every certificate after it one by one. Checked once a batch (reading a client's
+  -- breaker costs two calls, too many to pay per certificate).
+  local function check_broken()
+    local broken = (ctx.keyfactor.rest or {}).broken or (ctx.sectigo and ctx.sectigo.rest or {}).broken
+    if broken then error(broken, 0) end
+  end
   local function dispatch()
     if #batch == 0 then return end
     if ctx.state then ctx.state:prefetch(serials) end
@@ -75,10 +82,6 @@ function M.run(ctx, policy, index, work, limit)
     for kc in ctx.keyfactor:certificates(q) do
       -- After a stop signal no new pair is started (the pipeline reports the interruption).
       if signals.received() then error("interrupted", 0) end
-      -- An API the circuit breaker gave up on gets nothing more: stop instead of failing every
-      -- certificate after it one by one.
-      local broken = (ctx.keyfactor.rest or {}).broken or (ctx.sectigo and ctx.sectigo.rest or {}).broken
-      if broken then error(broken, 0) end
       -- A hook that trips over one odd record fails that record, not the run.
       local iok, included = pcall(policy.include, kc, ctx)
       local raw_id = rawget(kc, "Id")
@@ -111,7 +114,7 @@ function M.run(ctx, policy, index, work, limit)
           r.matched = r.matched + 1
           batch[#batch + 1] = setmetatable({ kf = kc, serial = key, ssl_id = ssl_id, entry = entry }, pair_mt)
           serials[#serials + 1] = key
-          if #batch >= BATCH then dispatch() end
+          if #batch >= BATCH then check_broken(); dispatch() end
         else
           r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)), kc)
         end

@@ -58,6 +58,8 @@ local function first_line(e) return (tostring(e):match("^[^\n]*")) end
 --   what: names the listing in errors ("Keyfactor certificates").
 -- A failed page raises "<what>: page K: <message>" (level 0), so a caller never sees a
 -- silently partial listing; the iterator is finished after that, with no page in flight.
+local NOKEY = {}
+
 function M.stream(o)
   local fetch, key, dropped = o.fetch, o.key, o.dropped
   local size = assert(math.tointeger(o.size), "page size")
@@ -72,6 +74,7 @@ function M.stream(o)
   local last_k, total           -- last page a believed total announces; that total
   local stop_k = math.huge      -- the first page seen empty or failed: none past it is started
   local cur_k, page, ii = 0, nil, 0
+  local ids = {} -- the current page's keys, as load() read them (NOKEY: none); key() runs once an item
   local handed, prev_full = 0, false
   local finished = false
 
@@ -152,10 +155,11 @@ function M.stream(o)
       fail(string.format("%s: page %d: expected a list", what, k))
     end
     local fresh = 0
-    for _, item in ipairs(p) do
+    for i, item in ipairs(p) do
       local id = key and key(item)
       if id == nil or (id ~= false and not seen[id]) then fresh = fresh + 1 end
       if id == false and dropped then dropped(item, k) end
+      ids[i] = id == nil and NOKEY or id
     end
     if k > 1 and fresh == 0 then
       -- Nothing new once the total was reached is just the end (a boundary item repeated).
@@ -179,8 +183,8 @@ function M.stream(o)
         if item == nil then
           page = nil
         else
-          local id = key and key(item)
-          if id == nil then handed = handed + 1; return item end
+          local id = ids[ii]
+          if id == NOKEY then handed = handed + 1; return item end
           if id ~= false and not seen[id] then
             seen[id] = true
             handed = handed + 1

@@ -153,10 +153,8 @@ function Store:prefetch(serials)
       cache[serials[j]] = EMPTY
     end
     for j = n + 1, BATCH do args[j] = nil end
-    for _, r in ipairs(self.h:all(PREFETCH, table.unpack(args, 1, BATCH))) do
-      local m = cache[r.serial]
-      if m == EMPTY then m = {}; cache[r.serial] = m end
-      m[r.field] = r.value
+    for s, m in pairs(self.h:group(PREFETCH, table.unpack(args, 1, BATCH))) do
+      if cache[s] == EMPTY then cache[s] = m end
     end
   end
 end

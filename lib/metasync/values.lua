@@ -167,6 +167,25 @@ function M.to_sectigo(v, input_type, opts)
   return fit(M.text(v), M.SECTIGO_MAX, opts.truncate)
 end
 
+-- contains(s, part) -> whether the string s holds part, in any case (false when s is not a
+-- string). The answers are remembered (a few thousand pairs at most): an inventory repeats the
+-- same few issuer names for every certificate, and lowering each one again is most of the test.
+local CONTAINS_MAX = 4096
+local contains_memo, contains_n = {}, 0
+function M.contains(s, part)
+  if type(s) ~= "string" then return false end
+  local byp = contains_memo[part]
+  local r = byp and byp[s]
+  if r ~= nil then return r end
+  r = s:lower():find(part:lower(), 1, true) ~= nil
+  if contains_n >= CONTAINS_MAX then contains_memo, contains_n = {}, 0 end
+  byp = contains_memo[part]
+  if not byp then byp = {}; contains_memo[part] = byp end
+  byp[s] = r
+  contains_n = contains_n + 1
+  return r
+end
+
 -- kind_of_kf(datatype) / kind_of_sectigo(type) -> "date" | "number" | "boolean" | "text"
 function M.kind_of_kf(dt)
   dt = tonumber(dt)

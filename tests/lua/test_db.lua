@@ -53,6 +53,17 @@ assert(h:row("SELECT 1 AS a WHERE 0") == nil, "no row is nil")
 assert(#h:all("SELECT 1 WHERE 0") == 0)
 assert(h:row("SELECT 7 AS v;  -- a trailing comment\n ;").v == 7, "a tail without statements is fine")
 
+-- group: (key, name, value) rows gathered per key; NULL keys and names are left out, a NULL
+-- value leaves its key's group without it
+local g = h:group([[SELECT 'a', 'x', 1 UNION ALL SELECT 'a', 'y', 'two' UNION ALL SELECT 'b', 'x', NULL
+  UNION ALL SELECT NULL, 'x', 3 UNION ALL SELECT 'c', NULL, 4 UNION ALL SELECT 5, 'z', 2.5]])
+assert(g.a.x == 1 and g.a.y == "two" and next(g.b) == nil and g.c == nil and g[5].z == 2.5)
+local keys = 0
+for _ in pairs(g) do keys = keys + 1 end
+assert(keys == 3, "a, b and 5")
+assert(next(h:group("SELECT 1, 2, 3 WHERE ?1", 0)) == nil)
+fails("^db: group needs a statement of exactly three columns", h.group, h, "SELECT 1, 2")
+
 -- values are data, never SQL
 local evil = "x'); DROP TABLE t;--"
 h:run("INSERT INTO u (name) VALUES (?1)", evil)

@@ -171,6 +171,16 @@ do
   assert(enc(sel[8]) == '[{"Id":5,"Other":6}]' and json.is_array(sel[8]))
   assert(json.is_array(sel[9]) and #sel[9] == 0)
 
+  -- meta: every object item gets the metatable (nested objects and other items do not)
+  local mt = { __index = function() return "guarded" end }
+  local m = json.decode(page, { select = { "Id", "Metadata" }, meta = mt })
+  assert(getmetatable(m[1]) == mt and getmetatable(m[2]) == mt and getmetatable(m[3]) == mt)
+  assert(m[1].Thumbprint == "guarded" and getmetatable(m[1].Metadata) == nil)
+  assert(getmetatable(m[8]) ~= mt and getmetatable(m[8][1]) ~= mt, "only direct object items")
+  local okm, errm = pcall(json.decode, page, { meta = mt })
+  assert(not okm and tostring(errm):find("option 'meta' must be a table, given with 'select'"), tostring(errm))
+  assert(not pcall(json.decode, page, { select = { "Id" }, meta = 5 }))
+
   -- a set table selects the same; false leaves a name out
   local set = json.decode(page, { select = { Id = true, Metadata = true, SerialNumber = false } })
   assert(enc(set[2]) == '{"Id":2,"Metadata":{}}', enc(set[2]))

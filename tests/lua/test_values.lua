@@ -44,4 +44,12 @@ assert(values.equal(nil, "", "text"))
 assert(not values.equal(nil, "x", "text"))
 assert(not values.equal("a", "A", "text"))
 assert(values.kind_of_kf(3) == "date" and values.kind_of_sectigo("NUMBER") == "number")
+-- contains: in any case, remembered, and the same answers past the memo's bound
+assert(values.contains("CN=Sectigo RSA CA, O=Sectigo", "sectigo") and values.contains("cn=SECTIGO", "Sectigo"))
+assert(not values.contains("CN=DigiCert", "Sectigo") and not values.contains(nil, "Sectigo") and not values.contains(5, "5"))
+assert(values.contains("x", "") and not values.contains("", "x"))
+for i = 1, 10000 do
+  assert(values.contains("CN=Issuer " .. i .. " Sectigo", "SECTIGO") and not values.contains("CN=Issuer " .. i, "sectigo"))
+end
+assert(values.contains("CN=Issuer 1 Sectigo", "sectigo") and not values.contains("CN=Issuer 1", "SECTIGO"))
 print("ok")
