@@ -225,9 +225,17 @@ end
 -- format). A policy whose convert is this very function lets metasync.unchanged settle, in C,
 -- values no memo holds (an id unique to each certificate) when they plainly equal the
 -- current value; any other function is called once per distinct value.
+-- (Its options table is made once per field and run, not per value: a first run converts
+-- every value of every certificate.)
+local convert_opts = setmetatable({}, { __mode = "k" })
 function M.keyfactor_convert(value, field, ctx)
-  return values.to_keyfactor(value, field.datatype, {
-    options = field.options, truncate = ctx.cfg.enableTruncation, date_format = ctx.sectigo_date_format })
+  local o = convert_opts[field]
+  local truncate, df = ctx.cfg.enableTruncation, ctx.sectigo_date_format
+  if not o or o.options ~= field.options or o.truncate ~= truncate or o.date_format ~= df then
+    o = { options = field.options, truncate = truncate, date_format = df }
+    convert_opts[field] = o
+  end
+  return values.to_keyfactor(value, field.datatype, o)
 end
 
 -- The rule of engine/unchanged.c's stock_same for a field's DataType, as to_keyfactor reads

@@ -35,8 +35,14 @@ local MEMO_MAX = 20000
 local NOVALUE = {}
 -- A field's memo counts its entries under this key: no source value can be it (a string key
 -- "n" was: the value "n", which values.bool reads as false, then indexed the count).
-local COUNT = {}
+local COUNT, HITS = {}, {}
 local SCALAR = { string = true, number = true, boolean = true }
+-- A field whose values hardly repeat (an id, a serial, a date per certificate) gains nothing
+-- from its memo and pays two tables per value: once PROBE answers are remembered with fewer
+-- than a quarter of the lookups hitting, the field is decided directly for the rest of the run
+-- (memo[f] = UNIQUE, which engine/unchanged.c reads as "nothing remembered").
+local PROBE = 1024
+local UNIQUE = false
 
 -- compare(...) -> change | nil, problem | nil, nil, same for one field of one certificate: the
 -- source value converted by the policy, when it differs (by meaning) from the target's current
@@ -49,15 +55,23 @@ local function compare(ctx, policy, f, raw, old, kind, name)
     local memo = ctx.memo
     if not memo then memo = setmetatable({}, { __mode = "k" }); ctx.memo = memo end
     local m = memo[f]
-    if not m or m[COUNT] > MEMO_MAX then m = { [COUNT] = 0 }; memo[f] = m end
-    local byold = m[raw]
-    if not byold then byold = {}; m[raw] = byold end
-    local okey = old == nil and NOVALUE or old
-    r = byold[okey]
-    if r == nil then
+    if m == UNIQUE then
       r = decide(ctx, policy, f, raw, old, kind, name)
-      byold[okey] = r
-      m[COUNT] = m[COUNT] + 1
+    else
+      if not m or m[COUNT] > MEMO_MAX then m = { [COUNT] = 0, [HITS] = 0 }; memo[f] = m end
+      local byold = m[raw]
+      if not byold then byold = {}; m[raw] = byold end
+      local okey = old == nil and NOVALUE or old
+      r = byold[okey]
+      if r == nil then
+        r = decide(ctx, policy, f, raw, old, kind, name)
+        byold[okey] = r
+        local n = m[COUNT] + 1
+        m[COUNT] = n
+        if n == PROBE and m[HITS] < PROBE // 4 then memo[f] = UNIQUE end
+      else
+        m[HITS] = m[HITS] + 1
+      end
     end
   else
     r = decide(ctx, policy, f, raw, old, kind, name)
@@ -186,9 +200,16 @@ local function sctokf(ctx, policy, p, d, spawn, base, left)
   end
   local changes, payload, problems, agreed = {}, {}, {}, {}
   local list = ctx.fields
+  local kinds = ctx.kf_kinds
+  if not kinds or kinds.fields ~= list then
+    kinds = { fields = list }
+    for i, f in ipairs(list) do kinds[i] = values.kind_of_kf(f.datatype) end
+    ctx.kf_kinds = kinds
+  end
   for j = 1, left and #left or #list do
-    local f = list[left and left[j] or j]
-    local kind = values.kind_of_kf(f.datatype)
+    local i = left and left[j] or j
+    local f = list[i]
+    local kind = kinds[i]
     local change, problem, same = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
       fields.metadata(p.kf, f.keyfactor), kind, f.keyfactor)
     problems[#problems + 1] = problem

@@ -206,6 +206,27 @@ do
     assert(okc and e1 == nil and e2 == nil and same == "n", tostring(e1))
   end
 end
+-- A field whose values do not repeat stops being remembered (its memo would only cost two
+-- tables a value); one whose values repeat keeps its memo; both decide right throughout.
+do
+  local pair0 = require("metasync.pair")
+  local c0 = { date_format = "M/d/yyyy h:mm:ss tt" }
+  local pol = { convert = function(v) return v end }
+  local fu, fr = { keyfactor = "U" }, { keyfactor = "R" }
+  for i = 1, 3000 do
+    local ch = pair0.compare(c0, pol, fu, "u" .. i, nil, "text", "U")
+    assert(ch and ch.new == "u" .. i and ch.old == nil)
+    local ch2, _, same = pair0.compare(c0, pol, fr, "r" .. i % 7, "r" .. i % 7, "text", "R")
+    assert(ch2 == nil and same == "r" .. i % 7)
+  end
+  assert(c0.memo[fu] == false, "unique values are no longer remembered")
+  assert(type(c0.memo[fr]) == "table", "repeating values are")
+  -- and the native lookup reads a field no longer remembered as pending
+  local pu = fields.lookup_plan({ { kind = "custom", sectigo = "U", keyfactor = "U" } }, NOVALUE)
+  pu[1][1] = fu
+  assert(table.concat(unchanged.pending(pu, { customFields = { { name = "U", value = "u1" } } }, { Metadata = { U = "u1" } },
+    c0.memo, false), ",") == "1")
+end
 local ok, err = pcall(unchanged.pending, plan, d, {}, memo, true)
 assert(not ok and tostring(err):find("baseline table or false"), tostring(err))
 
