@@ -44,6 +44,13 @@ local SCALAR = { string = true, number = true, boolean = true }
 local PROBE = 1024
 local UNIQUE = false
 
+-- The run's memo: field -> that field's remembered answers (weak, like the fields).
+local function memo_of(ctx)
+  local memo = ctx.memo
+  if not memo then memo = setmetatable({}, { __mode = "k" }); ctx.memo = memo end
+  return memo
+end
+
 -- compare(...) -> change | nil, problem | nil, nil, same for one field of one certificate: the
 -- source value converted by the policy, when it differs (by meaning) from the target's current
 -- value `old`; `same` is the converted value when both sides already agree. An absent source
@@ -52,8 +59,7 @@ local function compare(ctx, policy, f, raw, old, kind, name)
   if values.absent(raw) then return nil end
   local r
   if SCALAR[type(raw)] and (old == nil or SCALAR[type(old)]) then
-    local memo = ctx.memo
-    if not memo then memo = setmetatable({}, { __mode = "k" }); ctx.memo = memo end
+    local memo = memo_of(ctx)
     local m = memo[f]
     if m == UNIQUE then
       r = decide(ctx, policy, f, raw, old, kind, name)
@@ -186,18 +192,17 @@ local function pending(ctx, policy, p, d, base, entry)
     ctx[which] = plan
   end
   if plan.off then return false end
-  if not ctx.memo then ctx.memo = setmetatable({}, { __mode = "k" }) end
-  return unchanged.pending(plan, d, p.kf, ctx.memo, base, entry)
+  return unchanged.pending(plan, d, p.kf, memo_of(ctx), base, entry)
 end
 
--- sctokf: Sectigo custom and manual fields -> Keyfactor metadata. base and left: the
--- baseline and the fields pending, when the caller has them already.
-local function sctokf(ctx, policy, p, d, spawn, base, left)
-  if base == nil then
-    base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
-    left = pending(ctx, policy, p, d, base)
-    if left == nil then return ctx.report:unchanged_pair(p) end
-  end
+-- sctokf: Sectigo custom and manual fields -> Keyfactor metadata. src: the details-shaped
+-- doc, or with from_entry the pair's bulk entry, whose doc (p.doc) is then made only when a
+-- field is left to the Lua.
+local function sctokf(ctx, policy, p, src, spawn, from_entry)
+  local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
+  local left = pending(ctx, policy, p, src, base, from_entry)
+  if left == nil then return ctx.report:unchanged_pair(p) end
+  local d = from_entry and p.doc or src
   local changes, payload, problems, agreed = {}, {}, {}, {}
   local list = ctx.fields
   local kinds = ctx.kf_kinds
@@ -234,13 +239,7 @@ end
 
 function M.sctokf(ctx, policy, p, spawn)
   local e = rawget(p, "entry")
-  if e and not ctx.index.need_details then
-    -- From the bulk entry itself: the doc is made only when a field is left to the Lua.
-    local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
-    local left = pending(ctx, policy, p, e, base, true)
-    if left == nil then return ctx.report:unchanged_pair(p) end
-    return sctokf(ctx, policy, p, p.doc, spawn, base, left)
-  end
+  if e and not ctx.index.need_details then return sctokf(ctx, policy, p, e, spawn, true) end
   if p.doc and not ctx.index.need_details then return sctokf(ctx, policy, p, p.doc, spawn) end
   spawn(function()
     local d = details(ctx, p)

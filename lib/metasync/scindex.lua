@@ -17,10 +17,9 @@ local fatal = require("metasync.setup").fatal
 
 -- get(key) -> sslId, details-shaped doc (bulk only) | nil
 function Index:get(key)
-  local e = self.map[key]
-  if e == nil then return nil end
-  if type(e) == "number" then return e end
-  return e[1], bulk.doc(e, self.slots)
+  local id, e = self:lookup(key)
+  if e then return id, self:doc(e) end
+  return id
 end
 
 -- lookup(key) -> sslId, the compact bulk entry (bulk only: {sslId, slot values...}, see
