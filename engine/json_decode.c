@@ -676,6 +676,19 @@ static void push_decode_error(Decoder *d) {
   }
 }
 
+/* json_valid: whether s..s+len is one JSON document json.decode would accept (same checks,
+ * same depth limit), creating no Lua values: json.rows (json_rows.c) walks only valid text. */
+int json_valid(lua_State *L, const char *s, size_t len) {
+  Decoder d = {.L = L, .start = s, .p = s, .end = s + len};
+  if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) d.start = d.p = s + 3;
+  int top = lua_gettop(L);
+  int ok = skip_value(&d);
+  lua_settop(L, top);
+  if (!ok) return 0;
+  skip_ws(&d);
+  return d.p == d.end;
+}
+
 /* json.decode(s [, {select = names, at = key, meta = mt}]) -> value | nil, "line L column C: message" */
 int json_decode(lua_State *L) {
   size_t len;

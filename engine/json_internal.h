@@ -8,5 +8,9 @@
 
 /* json.decode(s [, opts]); upvalue 1 is the shared array metatable (json_decode.c). */
 int json_decode(lua_State *L);
+/* Whether s is one valid JSON document (as json.decode reads it); pushes nothing. */
+int json_valid(lua_State *L, const char *s, size_t len);
+/* json.rows(s, spec): compact rows straight from a JSON list of objects (json_rows.c). */
+int json_rows(lua_State *L);
 
 #endif

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: tools/fuzz.sh TARGET|all SECONDS [libFuzzer options...]
 # Builds the libFuzzer targets if needed (clang, -DMETASYNC_FUZZ=ON, in FUZZ_BUILD_DIR, default
-# build-fz) and runs TARGET (json, config, names, dates, query, serial, response; "all" runs each
+# build-fz) and runs TARGET (json, config, names, dates, query, serial, response, rows; "all" runs each
 # in turn) for SECONDS, starting from the seeds in tests/fuzz/corpus/TARGET/ (never written to:
 # what the fuzzer finds goes to BUILD/fuzz/corpus/TARGET/). A crash or a violated property leaves
 # its input in BUILD/fuzz/artifacts/TARGET/ and makes this script exit 1. Each run's log is
@@ -20,7 +20,7 @@ fast=${FUZZ_FAST:-0}
 if [ "$fast" = 1 ]; then dir=${FUZZ_BUILD_DIR:-build-fz-fast}; else dir=${FUZZ_BUILD_DIR:-build-fz}; fi
 sanitize=ON
 [ "$fast" = 1 ] && sanitize=OFF
-all="json config names dates query serial response"
+all="json config names dates query serial response rows"
 [ "$target" = all ] && targets=$all || targets=$target
 for t in $targets; do
   case " $all " in *" $t "*) ;; *) echo "fuzz.sh: unknown target '$t' (one of: $all)" >&2; exit 64 ;; esac

@@ -12,6 +12,7 @@ local log = require("metasync.log")
 local task = require("metasync.task")
 local serial = require("metasync.serial")
 local fields = require("metasync.fields")
+local json = require("metasync.json")
 local sectigo_id = require("metasync.sectigo").id
 
 local M = {}
@@ -39,19 +40,19 @@ local function colons(v)
 end
 
 -- Details paths (lower case) a row carries under another name or form: path -> {canonical
--- details path, row key, conversion}. Dates come back in the details' own default form
--- (MM/dd/yyyy), so a text field shows the same either way.
+-- details path, row key, conversion, the conversion's name for json.rows}. Dates come back in
+-- the details' own default form (MM/dd/yyyy), so a text field shows the same either way.
 M.PATHS = {}
-local function path(p, key, conv) M.PATHS[p:lower()] = { p, key, conv } end
+local function path(p, key, conv, cname) M.PATHS[p:lower()] = { p, key, conv, cname } end
 path("id", "id"); path("sslId", "id"); path("status", "status"); path("commonName", "commonName")
 path("certType.id", "typeId"); path("certType.name", "type"); path("certificateDetails.issuer", "issuer")
-path("keyType", "publicKeyType"); path("keyAlgorithm", "publicKeyAlg"); path("keySize", "publicKeySize", integer)
+path("keyType", "publicKeyType"); path("keyAlgorithm", "publicKeyAlg"); path("keySize", "publicKeySize", integer, "int")
 path("orgId", "orgId"); path("orderNumber", "orderNumber"); path("backendCertId", "backendCertId")
 path("requestedVia", "requestedVia"); path("term", "term"); path("requester", "requester")
 path("signatureAlg", "signatureAlg"); path("comments", "comments"); path("externalRequester", "externalRequester")
-path("serialNumber", "serialNumber", colons)
+path("serialNumber", "serialNumber", colons, "pairs")
 for _, d in ipairs({ "requested", "approved", "declined", "issued", "expires", "revoked", "replaced" }) do
-  path(d, d, mmddyyyy)
+  path(d, d, mmddyyyy, "mdy")
 end
 
 -- plan(custom_names, manual_paths) -> slots, the paths no row carries (a list, maybe empty).
@@ -64,7 +65,7 @@ function M.plan(custom_names, manual_paths)
     if m then
       local segs = {}
       for seg in m[1]:gmatch("[^%.]+") do segs[#segs + 1] = seg end
-      slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3], segs = segs }
+      slots[#slots + 1] = { kind = "path", path = m[1], key = m[2], conv = m[3], cname = m[4], segs = segs }
     else
       missing[#missing + 1] = tostring(p)
     end
@@ -182,11 +183,30 @@ local function selection(filters)
   return code, statuses, types
 end
 
--- build(ctx, filters, slots, on_row, on_bad) -> true | nil, message, unavailable.
--- Calls on_row(serial, entry) for each row the filters select, once per certificate id, and
+-- rows_spec(slots, statuses, types, map, seen, other) -> the json.rows spec that builds the
+-- entries of entry() straight from an answer's text: the rows it cannot settle exactly go to
+-- other(text), which decodes them and takes the Lua path.
+local function rows_spec(slots, statuses, types, map, seen, other)
+  local match = {}
+  if statuses then match[#match + 1] = { name = "status", set = statuses, lower = true } end
+  if types then match[#match + 1] = { name = "typeId", set = types } end
+  local out = {}
+  for i, s in ipairs(slots) do
+    if s.kind == "custom" then out[i] = { list = s.lname }
+    else out[i] = { key = s.key, conv = s.cname } end
+  end
+  return { at = "reports", id = "id", key = "serialNumber", match = match, list = "customFields",
+    list_name = "name", list_value = "value", slots = out, map = map, seen = seen, other = other }
+end
+
+-- build(ctx, filters, slots, map, on_row, on_bad) -> true, entries put into map | nil, message,
+-- unavailable.
+-- Puts map[serial] = entry for each row the filters select, once per certificate id, when map
+-- holds no entry for that serial yet; calls on_row(serial, entry) for a selected row whose
+-- serial map has already (or that needs the Lua's reading: see json.rows), and
 -- on_bad(serial|nil, label, reason) for a selected row that names a certificate but cannot be
 -- used (an id that is no id, a serial that is no serial, unreadable customFields).
-function M.build(ctx, filters, slots, on_row, on_bad)
+function M.build(ctx, filters, slots, map, on_row, on_bad)
   local code, statuses, types = selection(filters)
   local keys = M.keys(slots)
   local seen, bad, rows_total = {}, 0, 0
@@ -205,42 +225,71 @@ function M.build(ctx, filters, slots, on_row, on_bad)
     if problem then return on_bad(key, key, string.format("Sectigo report (sslId %d): %s", id, problem)) end
     on_row(key, entry(row, slots, id))
   end
+  -- take_row(row) -> 1 for a certificate not seen before, else 0
+  local function take_row(row)
+    local id = type(row) == "table" and sectigo_id(row.id)
+    if not id then
+      bad = bad + 1
+      local key = type(row) == "table" and selected(row) and serial.parse(row.serialNumber)
+      if key then on_bad(key, key, "Sectigo report: id is " .. fields.describe(row.id) .. ", not a certificate id") end
+      return 0
+    end
+    if seen[id] then return 0 end
+    seen[id] = true
+    if selected(row) then one(row, id) end
+    return 1
+  end
+  -- The rows json.rows hands back, taken the Lua way; odd_fresh counts the new ones of the
+  -- answer being read (json.rows runs to its end without yielding, so one counter will do).
+  local added, odd_fresh = 0, 0
+  local spec = rows_spec(slots, statuses, types, map, seen, function(text)
+    odd_fresh = odd_fresh + take_row(json.decode(text, { select = keys }))
+  end)
+  -- window(n, fresh, first) -> n: a window's rows counted; windows never overlap, so a later
+  -- window holding only known rows means the report ignores the dates: reading on would fetch
+  -- the whole inventory once per window.
+  local function window(n, fresh, first)
+    rows_total = rows_total + fresh
+    if not first and n > 0 and fresh == 0 then ignored = true end
+    return n
+  end
   local function take(rows, first)
     local fresh = 0
-    for _, row in ipairs(rows) do
-      local id = type(row) == "table" and sectigo_id(row.id)
-      if not id then
-        bad = bad + 1
-        local key = type(row) == "table" and selected(row) and serial.parse(row.serialNumber)
-        if key then on_bad(key, key, "Sectigo report: id is " .. fields.describe(row.id) .. ", not a certificate id") end
-      elseif not seen[id] then
-        seen[id] = true
-        fresh = fresh + 1
-        rows_total = rows_total + 1
-        if selected(row) then one(row, id) end
-      end
-    end
-    -- Windows never overlap, so a later window holding only known rows means the report
-    -- ignores the dates: reading on would fetch the whole inventory once per window.
-    if not first and #rows > 0 and fresh == 0 then ignored = true end
-    return #rows
+    for _, row in ipairs(rows) do fresh = fresh + take_row(row) end
+    return window(#rows, fresh, first)
   end
-  local function request(from, to)
-    return ctx.sectigo:report({ from = ymd(from), to = ymd(to), certificateDateAttribute = "5",
-      certificateStatus = code, serialNumberFormat = "HEXWithLeadingZeros" }, keys)
+  -- request(from, to, first) -> the window's row count | nil, message, unavailable. The answer
+  -- is read by json.rows as it arrives (an answer of another shape is decoded and taken row by
+  -- row, which reports what is wrong with it).
+  local function request(from, to, first)
+    local counted
+    local function read(body)
+      odd_fresh = 0
+      local n, fresh, kept = json.rows(body, spec)
+      if n then
+        added = added + kept
+        counted = window(n, fresh + odd_fresh, first)
+        return { reports = {} }
+      end
+      return json.decode(body, { select = keys, at = "reports" })
+    end
+    local rows, err, unavailable = ctx.sectigo:report({ from = ymd(from), to = ymd(to), certificateDateAttribute = "5",
+      certificateStatus = code, serialNumberFormat = "HEXWithLeadingZeros" }, read)
+    if not rows then return nil, err, unavailable end
+    return counted or take(rows, first)
   end
   local today = os.time() // 86400
   local floor = today - M.YEARS_BACK * 366
   local cursor, len = today + 1, M.FIRST_DAYS
   -- The first window decides whether the report is there at all.
   local first = cursor - len + 1
-  local rows, err, unavailable = request(first, cursor)
-  if not rows then return nil, err, unavailable end
+  local n, err, unavailable = request(first, cursor, true)
+  if not n then return nil, err, unavailable end
   local function adapt(n, days)
     local density = math.max(n, 1) / days
     len = math.max(1, math.min(M.MAX_DAYS, math.floor(M.TARGET_ROWS / density)))
   end
-  adapt(take(rows, true), cursor - first + 1)
+  adapt(n, cursor - first + 1)
   cursor = first - 1
   local failure
   local slots_sem = task.semaphore(M.IN_FLIGHT)
@@ -249,7 +298,7 @@ function M.build(ctx, filters, slots, on_row, on_bad)
   local function fetch(from, to)
     local r, e = request(from, to)
     if r then
-      adapt(take(r), to - from + 1)
+      adapt(r, to - from + 1)
       return
     end
     if to > from and e and (e:find("HTTP 413", 1, true) or e:find("HTTP 400", 1, true)) then
@@ -279,7 +328,7 @@ function M.build(ctx, filters, slots, on_row, on_bad)
   end
   if bad > 0 then log.warn("sectigo", "%d report rows without a usable id were skipped", bad) end
   log.info("sectigo", "report: %d certificates in %s..%s", rows_total, ymd(floor), ymd(today + 1))
-  return true
+  return true, added
 end
 
 return M

@@ -160,7 +160,8 @@ end
 -- retry could cure: a retry status, a transport error, a garbled body).
 -- opts: query, body (a table is JSON-encoded), form (table, url-encoded), headers, retry
 -- (force retry on/off), ok (set of accepted statuses; default 2xx), decode (options for
--- json.decode, e.g. {select = {...}} to keep only some keys of each listed item), read (a POST
+-- json.decode, e.g. {select = {...}} to keep only some keys of each listed item; or a function
+-- body -> doc | nil, error, which reads the body its own way), read (a POST
 -- that only reads, such as a report query: not counted in stats.writes, which tell a run
 -- whether anything was written yet).
 -- Once the API's breaker is open every request fails at once with its message, sending nothing.
@@ -248,7 +249,8 @@ function Client:request(method, path, opts)
           local ct = resp.headers and resp.headers["content-type"] or ""
           local first = resp.body:match("^%s*(.)")
           if ct:find("json", 1, true) or first == "{" or first == "[" then
-            doc, jerr = json.decode(resp.body, opts.decode)
+            if type(opts.decode) == "function" then doc, jerr = opts.decode(resp.body)
+            else doc, jerr = json.decode(resp.body, opts.decode) end
           end
         end
         if not jerr then

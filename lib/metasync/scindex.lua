@@ -116,9 +116,10 @@ function M.build(ctx, policy)
     -- Malformed rows are held until the report is known to be usable: after a fallback to
     -- the listing, the listing reports them.
     local bad_rows = {}
-    local ok, err, unavailable = bulk.build(ctx, filters, slots, function(key, e) add(ix, key, e) end,
+    local ok, err, unavailable = bulk.build(ctx, filters, slots, ix.map, function(key, e) add(ix, key, e) end,
       function(key, label, reason) bad_rows[#bad_rows + 1] = { key, label, reason } end)
     if ok then
+      ix.size = ix.size + err -- the entries json.rows put into the map itself
       for _, b in ipairs(bad_rows) do broken(ctx, ix, b[1], b[2], b[3]) end
       ix.bulk, ix.need_details = true, #missing > 0
       if ix.need_details then

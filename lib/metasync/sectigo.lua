@@ -132,12 +132,16 @@ local UNAVAILABLE = { [401] = true, [403] = true, [404] = true, [405] = true }
 -- report(request, keys) -> rows | nil, message, unavailable. The bulk report
 -- (POST /api/report/v1/ssl-certificates, SslCertificatesReportRequest): rows for every
 -- certificate the request selects, each with its custom fields. keys: decode only these keys
--- of each row. `unavailable` is true when this API does not offer the report to us (401, 403,
--- 404 or 405, or a body that does not match the documented schema), as opposed to a transient
--- failure. The request only reads, so it is retried like a GET.
+-- of each row; or a function body -> {reports = rows} | nil, error that reads the answer its own
+-- way (metasync.bulk builds its index straight from the text). `unavailable` is true when this
+-- API does not offer the report to us (401, 403, 404 or 405, or a body that does not match the
+-- documented schema), as opposed to a transient failure. The request only reads, so it is
+-- retried like a GET.
 function Client:report(req, keys)
+  local decode = keys
+  if type(keys) == "table" then decode = { select = keys, at = "reports" } end
   local resp, err, raw = self.rest:request("POST", "/api/report/v1/ssl-certificates",
-    { body = req, retry = true, read = true, decode = keys and { select = keys, at = "reports" } or nil })
+    { body = req, retry = true, read = true, decode = decode })
   if not resp then return nil, err, raw ~= nil and UNAVAILABLE[raw.status] or false end
   local doc = resp.json
   local rows = type(doc) == "table" and doc.reports
