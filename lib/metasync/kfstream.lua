@@ -18,9 +18,12 @@ local function first_line(e) return (tostring(e):match("^[^\n]*")) end
 local BATCH = 64
 M.BATCH = BATCH
 
--- run(ctx, policy, index, work, limit) -> nil, or the listing's error message when a page
--- failed (the pairs already started are finished first).
-function M.run(ctx, policy, index, work, limit)
+-- run(ctx, policy, index, work, limit[, quick]) -> nil, or the listing's error message when a
+-- page failed (the pairs already started are finished first). quick(ctx, policy, kf, serial,
+-- entry) -> true | false[, base, left]: asked first for a pair from a bulk index; true settles
+-- the pair there (it needs nothing), so its table, task closure and report calls are never
+-- made; otherwise what it learnt goes with the pair (p.base, p.left) to work().
+function M.run(ctx, policy, index, work, limit, quick)
   local r = ctx.report
   local q = policy.keyfactor_query(ctx)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
@@ -56,6 +59,7 @@ function M.run(ctx, policy, index, work, limit)
     rawset(p, "doc", d)
     return d
   end }
+  -- The matched pairs waiting for their batch: four slots each (kf, serial, sslId, entry).
   local batch, serials = {}, {}
   -- An API the circuit breaker gave up on gets nothing more: the listing stops instead of
   -- failing every certificate after it one by one. Checked once a batch (reading a client's
@@ -69,13 +73,21 @@ function M.run(ctx, policy, index, work, limit)
     if ctx.state then ctx.state:prefetch(serials) end
     local b = batch
     batch, serials = {}, {}
-    for _, p in ipairs(b) do
-      p.tasks = 0
-      r:pair_begin(p)
-      local wok, werr = pcall(work, ctx, policy, p, spawn_for(p))
-      if not wok then r:fail(p.serial, first_line(werr)) end
-      p.dispatched = true
-      settled(p)
+    for i = 1, #b, 4 do
+      local kc, key, ssl_id, entry = b[i], b[i + 1], b[i + 2], b[i + 3]
+      local qok, done, base, left = true, false, nil, nil
+      if quick and entry then qok, done, base, left = pcall(quick, ctx, policy, kc, key, entry) end
+      if not qok then
+        r:fail(key, first_line(done))
+      elseif not done then
+        local p = setmetatable({ kf = kc, serial = key, ssl_id = ssl_id, entry = entry or nil, base = base, left = left,
+          tasks = 0 }, pair_mt)
+        r:pair_begin(p)
+        local wok, werr = pcall(work, ctx, policy, p, spawn_for(p))
+        if not wok then r:fail(p.serial, first_line(werr)) end
+        p.dispatched = true
+        settled(p)
+      end
     end
   end
   local ok, err = pcall(function()
@@ -112,9 +124,10 @@ function M.run(ctx, policy, index, work, limit)
         if key then ssl_id, entry = index:lookup(key) end
         if ssl_id then
           r.matched = r.matched + 1
-          batch[#batch + 1] = setmetatable({ kf = kc, serial = key, ssl_id = ssl_id, entry = entry }, pair_mt)
+          local n = #batch
+          batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4] = kc, key, ssl_id, entry or false
           serials[#serials + 1] = key
-          if #batch >= BATCH then check_broken(); dispatch() end
+          if #serials >= BATCH then check_broken(); dispatch() end
         else
           r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)), kc)
         end

@@ -171,13 +171,13 @@ local function details(ctx, p)
 end
 M.details = details
 
--- pending(ctx, policy, p, d, base[, entry]) -> nil when every field of the pair is settled
+-- pending(ctx, policy, kf, d, base[, entry]) -> nil when every field of the pair is settled
 -- already, else the indices into ctx.fields left to decide (all of them: false). Fields whose
 -- answer the run has remembered for the same two values, or that the stock conversion plainly
 -- leaves as they are, and whose baseline already holds it, are settled natively
 -- (metasync.unchanged), when the policy reads its values the library's way. entry: d is a
 -- bulk index entry (metasync.bulk), read by slot, rather than a details-shaped doc.
-local function pending(ctx, policy, p, d, base, entry)
+local function pending(ctx, policy, kf, d, base, entry)
   local which = entry and "entry_plan" or "lookup_plan"
   local plan = ctx[which]
   if not plan or plan.fields ~= ctx.fields or plan.source_value ~= policy.source_value
@@ -192,15 +192,16 @@ local function pending(ctx, policy, p, d, base, entry)
     ctx[which] = plan
   end
   if plan.off then return false end
-  return unchanged.pending(plan, d, p.kf, memo_of(ctx), base, entry)
+  return unchanged.pending(plan, d, kf, memo_of(ctx), base, entry)
 end
 
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata. src: the details-shaped
 -- doc, or with from_entry the pair's bulk entry, whose doc (p.doc) is then made only when a
 -- field is left to the Lua.
 local function sctokf(ctx, policy, p, src, spawn, from_entry)
-  local base = not ctx.dry_run and ctx.state:baseline(p.serial) or false
-  local left = pending(ctx, policy, p, src, base, from_entry)
+  local base = p.base or (not ctx.dry_run and ctx.state:baseline(p.serial)) or false
+  local left = p.left
+  if left == nil then left = pending(ctx, policy, p.kf, src, base, from_entry) end
   if left == nil then return ctx.report:unchanged_pair(p) end
   local d = from_entry and p.doc or src
   local changes, payload, problems, agreed = {}, {}, {}, {}
@@ -235,6 +236,23 @@ local function sctokf(ctx, policy, p, src, spawn, from_entry)
     keyfactor_id = id, sectigo_id = p.ssl_id,
     label = p.kf.IssuedCN, changes = changes, problems = problems, agreed = agreed,
     write = function() return ctx.keyfactor:update_metadata(id, payload) end }, spawn, base)
+end
+
+-- sctokf_settled(ctx, policy, kf, serial, entry) -> true when a pair from a bulk index needs
+-- nothing (the usual case of a no-op run), counted as unchanged; else false, with what was
+-- learnt for the pair's full path ({base =, left =}) or nothing. kfstream asks this before it
+-- makes a pair's table, its task closures and its report calls: only when no --report rows
+-- are kept and nothing else needs a pair's life (a dry run prints its plan).
+function M.sctokf_settled(ctx, policy, kf, serial, entry)
+  if ctx.index.need_details or ctx.dry_run then return false end
+  local base = ctx.state:baseline(serial)
+  local left = pending(ctx, policy, kf, entry, base, true)
+  if left == nil then
+    local r = ctx.report
+    r.unchanged = r.unchanged + 1
+    return true
+  end
+  return false, base, left
 end
 
 function M.sctokf(ctx, policy, p, spawn)

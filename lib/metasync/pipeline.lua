@@ -25,6 +25,8 @@ local function writes(ctx)
 end
 
 local WORK = { sctokf = pair.sctokf, kftosc = pair.kftosc, sync = twoway.sync }
+-- What settles a pair that needs nothing before its table and task are made (see kfstream).
+local QUICK = { sctokf = pair.sctokf_settled }
 
 local stages
 
@@ -135,7 +137,9 @@ function stages(ctx, policy)
   pair.prepare(ctx)
   local in_flight = 3 * (ctx.concurrency.sectigo + ctx.concurrency.keyfactor) // 2
   ctx.stage = "the Keyfactor listing"
-  local lerr = kfstream.run(ctx, policy, ctx.index, WORK[policy.direction], in_flight)
+  -- (--report keeps a row per pair, so every pair then lives its whole life)
+  local quick = not ctx.report.rows and QUICK[policy.direction] or nil
+  local lerr = kfstream.run(ctx, policy, ctx.index, WORK[policy.direction], in_flight, quick)
   if signals.received() then return interrupted(ctx) end
   local broken = ctx.keyfactor.rest.broken or ctx.sectigo.rest.broken
   if lerr or broken then
