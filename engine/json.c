@@ -392,7 +392,7 @@ static int l_is_array(lua_State *L) {
 int luaopen_metasync_json(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"decode", json_decode}, {"encode", l_encode}, {"array", l_array},
-      {"is_array", l_is_array}, {"rows", json_rows}, {NULL, NULL}};
+      {"is_array", l_is_array}, {"rows", json_rows}, {"hexkey", json_hexkey}, {NULL, NULL}};
   lua_newtable(L);
   /* shared by every array decoded or marked, so marking costs one pointer per table */
   luaL_newmetatable(L, JSON_ARRAY_MT);

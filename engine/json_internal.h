@@ -12,5 +12,7 @@ int json_decode(lua_State *L);
 int json_valid(lua_State *L, const char *s, size_t len);
 /* json.rows(s, spec): compact rows straight from a JSON list of objects (json_rows.c). */
 int json_rows(lua_State *L);
+/* json.hexkey(v): the key normalisation json.rows applies (json_rows.c). */
+int json_hexkey(lua_State *L);
 
 #endif

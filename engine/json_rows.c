@@ -424,6 +424,45 @@ static int row(lua_State *L, const Spec *sp, const char *p, const char **end) {
   return 1 + put;
 }
 
+/* ---------------------------------------------------------------- json.hexkey */
+
+static int hex_sep(char c) { return c == ':' || c == ' ' || (c >= '\t' && c <= '\r'); }
+static int hex_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); }
+
+/* json.hexkey(v) -> the key json.rows makes of a row's key text: upper-case hex without
+ * separators (':' and white space) or leading zeros ("0" for only zeros); nil when v is not a
+ * string, holds no digit, or is not hex. metasync.serial's normalise: the join key of both sides,
+ * made for every certificate of both listings, so the usual case (already canonical) returns v
+ * itself. Validated before any buffer exists (see json_decode.c on abandoned buffers). */
+int json_hexkey(lua_State *L) {
+  size_t n, o = 0, z = 0;
+  if (lua_type(L, 1) != LUA_TSTRING) { lua_pushnil(L); return 1; }
+  const char *s = lua_tolstring(L, 1, &n);
+  int canonical = n > 0 && s[0] != '0';
+  for (size_t k = 0; k < n; k++) {
+    char c = s[k];
+    if (hex_sep(c)) { canonical = 0; continue; }
+    if (!hex_digit(c)) { lua_pushnil(L); return 1; }
+    if (c >= 'a') canonical = 0;
+    if (o == z && c == '0') z++; /* a leading zero */
+    o++;
+  }
+  if (o == 0) { lua_pushnil(L); return 1; }
+  if (canonical) { lua_settop(L, 1); return 1; }
+  if (z == o) { lua_pushliteral(L, "0"); return 1; }
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, o - z);
+  size_t w = 0, digits = 0;
+  for (size_t k = 0; k < n; k++) {
+    char c = s[k];
+    if (hex_sep(c)) continue;
+    if (digits++ < z) continue;
+    out[w++] = (char)(c >= 'a' ? c - 32 : c);
+  }
+  luaL_pushresultsize(&b, w);
+  return 1;
+}
+
 /* ---------------------------------------------------------------- the spec */
 
 static int name_of(lua_State *L, Spec *sp, int idx, const char *what) {

@@ -37,4 +37,26 @@ local key, why = serial.parse("g1")
 assert(key == nil and why and why:find("not a hexadecimal serial number", 1, true), tostring(why))
 key, why = serial.parse(" : ")
 assert(key == nil and why == nil, "only separators: no serial yet, not a problem")
+-- The C normalisation (json.hexkey) against the rules written out in Lua (how metasync.serial
+-- did it before): separators [:%s] dropped, upper case, hex only, leading zeros dropped.
+local function model(v)
+  if type(v) ~= "string" then return nil end
+  local t = v:gsub("[:%s]", ""):upper()
+  if t == "" or t:find("[^0-9A-F]") then return nil end
+  local stripped = t:gsub("^0+", "")
+  return stripped == "" and "0" or stripped
+end
+local alphabet = { "0", "0", "0", "1", "9", "A", "F", "a", "f", "G", "g", "z", ":", " ", "\t", "\v", "\f", "\r", "\n", "\0", "\xff", "-" }
+local state = 12345
+local function r(k) state = (state * 1103515245 + 12345) % 2147483648; return state % k + 1 end
+for _ = 1, 20000 do
+  local parts = {}
+  for i = 1, r(12) - 1 do parts[i] = alphabet[r(#alphabet)] end
+  local v = table.concat(parts)
+  assert(n(v) == model(v), string.format("normalise(%q) = %s, the rules say %s", v, tostring(n(v)), tostring(model(v))))
+end
+local long = string.rep("0", 5000) .. string.rep("ab", 3000)
+assert(n(long) == model(long) and #n(long) == 6000, "a long serial")
+local canon = "ABCDEF0123456789"
+assert(rawequal(n(canon), canon), "a canonical serial comes back as it is")
 print("ok")
