@@ -333,6 +333,82 @@ static int w_row(lua_State *L) { return query(L, Q_ROW); }
 static int w_all(lua_State *L) { return query(L, Q_ALL); }
 static int w_group(lua_State *L) { return query(L, Q_GROUP); }
 
+/* Binds the width values of one row group from t (stack index) at t[pos], t[pos+1], ... to ?1..;
+ * false and nil bind NULL (a queue keeps false for "no value": nil would end its array part). */
+static int bind_from(lua_State *L, sqlite3_stmt *stmt, int t, lua_Integer pos, int n, Msg msg) {
+  char what[96];
+  for (int i = 1; i <= n; i++) {
+    int rc, type = lua_rawgeti(L, t, pos + i - 1);
+    switch (type) {
+    case LUA_TNIL: rc = sqlite3_bind_null(stmt, i); break;
+    case LUA_TBOOLEAN:
+      rc = lua_toboolean(L, -1) ? sqlite3_bind_int(stmt, i, 1) : sqlite3_bind_null(stmt, i);
+      break;
+    case LUA_TNUMBER:
+      rc = lua_isinteger(L, -1) ? sqlite3_bind_int64(stmt, i, lua_tointeger(L, -1))
+                                : sqlite3_bind_double(stmt, i, lua_tonumber(L, -1));
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *v = lua_tolstring(L, -1, &len);
+      rc = sqlite3_bind_text64(stmt, i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8);
+      break;
+    }
+    default:
+      snprintf(what, sizeof what, "bad value at [%lld]: %s", (long long)(pos + i - 1),
+               luaL_typename(L, -1));
+      errfmt(msg, what, sqlite3_sql(stmt));
+      return 1;
+    }
+    lua_pop(L, 1);
+    if (rc != SQLITE_OK) {
+      errfmt(msg, sqlite3_errstr(rc), sqlite3_sql(stmt));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The body of batch, under lua_pcall from guarded: stack = handle, one, many, per, width, t,
+ * first, count. */
+static int w_batch(lua_State *L) {
+  Db *d = lua_touserdata(L, 1);
+  size_t l1, l2;
+  const char *one = lua_tolstring(L, 2, &l1), *many = lua_tolstring(L, 3, &l2);
+  lua_Integer per = luaL_checkinteger(L, 4), width = luaL_checkinteger(L, 5);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  lua_Integer pos = luaL_checkinteger(L, 7), count = luaL_checkinteger(L, 8), changed = 0;
+  Msg msg;
+  if (!many || per < 1 || width < 1 || width > 999 || per > 999 / width || count < 0)
+    return raise(L, "db: batch needs a multi-row statement, rows per statement and a row width");
+  while (count > 0) {
+    int full = count >= per;
+    const char *sql = full ? many : one;
+    int n = (int)(full ? per * width : width);
+    sqlite3_stmt *stmt = cached(L, d, sql, full ? l2 : l1);
+    d->active = stmt;
+    if (sqlite3_bind_parameter_count(stmt) != n) {
+      errfmt(msg, "parameter count is not rows x width", sql);
+      return raise(L, msg);
+    }
+    if (bind_from(L, stmt, 6, pos, n, msg)) return raise(L, msg);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {}
+    if (rc != SQLITE_DONE) {
+      errfmt(msg, sqlite3_errmsg(d->db), sql);
+      return raise(L, msg);
+    }
+    changed += sqlite3_changes64(d->db);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    d->active = NULL;
+    pos += n;
+    count -= full ? per : 1;
+  }
+  lua_pushinteger(L, changed);
+  return 1;
+}
+
 /* Runs worker on copies of the arguments under lua_pcall with the handle busy, then resets the
  * statement it used whatever happened, and passes its results or its error on. */
 static int guarded(lua_State *L, lua_CFunction worker) {
@@ -364,6 +440,15 @@ static int m_all(lua_State *L) { return guarded(L, w_all); }
  * three columns: rows of (key, name, value) gathered per key without a table per row, which
  * is how the sync state reads the baselines of a batch of certificates. */
 static int m_group(lua_State *L) { return guarded(L, w_group); }
+/* h:batch(one, many, per, width, t, first, count) -> rows changed: count rows of width values
+ * each, read from t[first], t[first + 1], ... (false and nil bind NULL): groups of per rows
+ * through the multi-row statement many (per x width parameters), the rest through one (width
+ * parameters). How the sync state commits its queue: no unpacking of the values onto the
+ * stack, no copy of the queue. */
+static int m_batch(lua_State *L) {
+  check_sql(L, 3, NULL);
+  return guarded(L, w_batch);
+}
 
 /* ---------------------------------------------------------------- rows */
 
@@ -592,6 +677,7 @@ int luaopen_metasync_db(lua_State *L) {
                                      {"row", m_row},
                                      {"all", m_all},
                                      {"group", m_group},
+                                     {"batch", m_batch},
                                      {"rows", m_rows},
                                      {"begin", m_begin},
                                      {"commit", m_commit},

@@ -63,7 +63,7 @@ end
 -- that checks what is queued sets math.huge, so a slow machine cannot commit under it).
 function M.open(path, opts)
   opts = opts or {}
-  local s = setmetatable({ path = path, queue = {}, n = 0, ops = 0, last_flush = task.now(),
+  local s = setmetatable({ path = path, bq = {}, bn = 0, bdel = {}, jq = {}, jn = 0, ops = 0, last_flush = task.now(),
     flush_seconds = tonumber(opts.flush_seconds) or FLUSH_SECONDS,
     readonly = opts.readonly, run = nil, writes = 0, cached = 0 }, Store)
   if opts.readonly then
@@ -159,10 +159,14 @@ function Store:prefetch(serials)
   end
 end
 
--- The queue is one flat array of operations, each a tag and its fields in fixed slots (the
--- first run of a large inventory queues several hundred thousand): B serial field value, or
--- J at direction serial sectigo_id keyfactor_id field old new result detail. n counts slots.
-local B_SLOTS, J_SLOTS = 4, 11
+-- The queue is two flat arrays, one per table, each row its columns in the order they are
+-- inserted (the first run of a large inventory queues several hundred thousand): the baseline
+-- (serial, field, value, run, at; value false: the row is deleted, and bdel lists those rows)
+-- and the journal (run, at, direction, serial, sectigo_id, keyfactor_id, field, old, new,
+-- result, detail; false for none). They go to the database as they are (h:batch), with no
+-- copy, and the journal and the baseline are separate tables, so each keeps its own order and
+-- the two need not interleave.
+local B_COLS, J_COLS = 5, 11
 
 function Store:maybe_flush()
   if self.ops >= FLUSH_ROWS then return self:flush() end
@@ -173,22 +177,23 @@ end
 -- agree(serial, field, value): both sides now hold value (nil: both hold none).
 function Store:agree(serial, field, value)
   if self.readonly or not self.h then return end
-  local q, n = self.queue, self.n
-  q[n + 1], q[n + 2], q[n + 3], q[n + 4] = "B", serial, field, value or false
-  self.n, self.ops = n + B_SLOTS, self.ops + 1
+  local q, n = self.bq, self.bn
+  q[n + 1], q[n + 2], q[n + 3], q[n + 4], q[n + 5] = serial, field, value or false, self.run or "", now_iso()
+  if value == nil then self.bdel[#self.bdel + 1] = n // B_COLS + 1 end
+  self.bn, self.ops = n + B_COLS, self.ops + 1
   self:maybe_flush()
 end
 
 -- journal{direction=, serial=, sectigo_id=, keyfactor_id=, field=, old=, new=, result=, detail=}
 function Store:journal(e)
   if self.readonly or not self.h then return end
-  local q, n = self.queue, self.n
-  q[n + 1], q[n + 2], q[n + 3], q[n + 4] = "J", now_iso(), e.direction, e.serial or false
+  local q, n = self.jq, self.jn
+  q[n + 1], q[n + 2], q[n + 3], q[n + 4] = self.run or "", now_iso(), e.direction, e.serial or false
   q[n + 5], q[n + 6] = math.tointeger(e.sectigo_id) or false, math.tointeger(e.keyfactor_id) or false
   q[n + 7], q[n + 8], q[n + 9] = e.field or false, e.old or false, e.new or false
   -- A failure reason may quote a server's answer, which may echo a credential.
   q[n + 10], q[n + 11] = log.redact(e.result or "ok"), e.detail and log.redact(e.detail) or false
-  self.n, self.ops = n + J_SLOTS, self.ops + 1
+  self.jn, self.ops = n + J_COLS, self.ops + 1
   self.writes = self.writes + 1
   self:maybe_flush()
 end
@@ -197,9 +202,8 @@ end
 -- task adds to the queue meanwhile.
 --
 -- Rows go in as multi-row statements of ROWS rows (single-row ones for the rest): SQLite's
--- per-statement work (bind, step, reset) was about half the cost of a row. The journal and the
--- baseline are separate tables, so each keeps its own order and the two need not interleave;
--- within the baseline a delete ends a group, so operations on one key stay in order.
+-- per-statement work (bind, step, reset) was about half the cost of a row. Within the baseline
+-- a delete ends a group, so operations on one key stay in order.
 local ROWS = 32
 local BASE_COLS = "INSERT INTO baseline (serial, field, value, run, at) VALUES "
 local BASE_TAIL = " ON CONFLICT (serial, field) DO UPDATE SET value = excluded.value, run = excluded.run, at = excluded.at"
@@ -211,58 +215,26 @@ local JOURNAL_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 local JOURNAL = JOURNAL_COLS .. JOURNAL_ROW
 local JOURNAL_N = JOURNAL_COLS .. string.rep(JOURNAL_ROW, ROWS, ", ")
 
-local function nz(v) if v == false then return nil end return v end
-
--- rows(h, one, many, width, args, count): count rows of width values each in args, run as
--- multi-row statements and then single rows
-local unpack = table.unpack
-local function rows(h, one, many, width, args, count)
-  local full = count - count % ROWS
-  local per = ROWS * width
-  for r = 0, full - 1, ROWS do
-    local from = r * width + 1
-    h:run(many, unpack(args, from, from + per - 1))
+local function apply(h, bq, bn, bdel, jq, jn)
+  local row = 1 -- the next baseline row to write
+  for _, d in ipairs(bdel) do
+    if d > row then h:batch(UPSERT, UPSERT_N, ROWS, B_COLS, bq, (row - 1) * B_COLS + 1, d - row) end
+    local at = (d - 1) * B_COLS
+    h:run(DELETE, bq[at + 1], bq[at + 2])
+    row = d + 1
   end
-  for r = full, count - 1 do
-    local from = r * width + 1
-    h:run(one, unpack(args, from, from + width - 1))
-  end
-end
-
-local function apply(h, q, n, run, at)
-  local jargs, jn, jcount = {}, 0, 0
-  local bargs, bn, bcount = {}, 0, 0
-  local i = 1
-  while i <= n do
-    if q[i] == "B" then
-      if q[i + 3] == false then
-        rows(h, UPSERT, UPSERT_N, 5, bargs, bcount)
-        bargs, bn, bcount = {}, 0, 0
-        h:run(DELETE, q[i + 1], q[i + 2])
-      else
-        bargs[bn + 1], bargs[bn + 2], bargs[bn + 3], bargs[bn + 4], bargs[bn + 5] = q[i + 1], q[i + 2], q[i + 3], run, at
-        bn, bcount = bn + 5, bcount + 1
-      end
-      i = i + B_SLOTS
-    else
-      jargs[jn + 1], jargs[jn + 2], jargs[jn + 3], jargs[jn + 4] = run, q[i + 1], q[i + 2], nz(q[i + 3])
-      jargs[jn + 5], jargs[jn + 6], jargs[jn + 7] = nz(q[i + 4]), nz(q[i + 5]), nz(q[i + 6])
-      jargs[jn + 8], jargs[jn + 9], jargs[jn + 10], jargs[jn + 11] = nz(q[i + 7]), nz(q[i + 8]), q[i + 9], nz(q[i + 10])
-      jn, jcount = jn + 11, jcount + 1
-      i = i + J_SLOTS
-    end
-  end
-  rows(h, UPSERT, UPSERT_N, 5, bargs, bcount)
-  rows(h, JOURNAL, JOURNAL_N, 11, jargs, jcount)
+  local last = bn // B_COLS
+  if last >= row then h:batch(UPSERT, UPSERT_N, ROWS, B_COLS, bq, (row - 1) * B_COLS + 1, last - row + 1) end
+  if jn > 0 then h:batch(JOURNAL, JOURNAL_N, ROWS, J_COLS, jq, 1, jn // J_COLS) end
 end
 
 function Store:flush()
-  local q, n = self.queue, self.n
-  if n == 0 or not self.h then self.last_flush = task.now(); return end
-  self.queue, self.n, self.ops = {}, 0, 0
+  if (self.bn == 0 and self.jn == 0) or not self.h then self.last_flush = task.now(); return end
+  local bq, bn, bdel, jq, jn = self.bq, self.bn, self.bdel, self.jq, self.jn
+  self.bq, self.bn, self.bdel, self.jq, self.jn, self.ops = {}, 0, {}, {}, 0, 0
   local h = self.h
   h:begin("immediate")
-  local ok, err = pcall(apply, h, q, n, self.run or "", now_iso())
+  local ok, err = pcall(apply, h, bq, bn, bdel, jq, jn)
   if ok then h:commit() else h:rollback(); error(err, 0) end
   self.last_flush = task.now()
 end

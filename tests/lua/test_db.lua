@@ -64,6 +64,28 @@ assert(keys == 3, "a, b and 5")
 assert(next(h:group("SELECT 1, 2, 3 WHERE ?1", 0)) == nil)
 fails("^db: group needs a statement of exactly three columns", h.group, h, "SELECT 1, 2")
 
+-- batch: rows straight from a flat table, groups through the multi-row statement and the rest
+-- one by one, false and nil as NULL, from any starting slot; a bad value or a statement of the
+-- wrong width is an error that names no value
+h:exec("CREATE TABLE q (a INTEGER, b TEXT, c)")
+local one, many = "INSERT INTO q (a, b, c) VALUES (?, ?, ?)", "INSERT INTO q (a, b, c) VALUES (?, ?, ?), (?, ?, ?)"
+local flat = { "skipped" }
+for i = 1, 7 do
+  flat[#flat + 1], flat[#flat + 2], flat[#flat + 3] = i, i % 2 == 0 and ("s" .. i) or false, i == 3 and 1.5 or true
+end
+assert(h:batch(one, many, 2, 3, flat, 2, 7) == 7)
+local got = h:all("SELECT a, b, c FROM q ORDER BY rowid")
+assert(#got == 7, "every row: " .. #got)
+for i, r in ipairs(got) do
+  assert(r.a == i and r.b == (i % 2 == 0 and ("s" .. i) or nil) and r.c == (i == 3 and 1.5 or 1), "row " .. i)
+end
+assert(h:batch(one, many, 2, 3, flat, 2, 0) == 0)
+fails("parameter count is not rows x width", h.batch, h, one, many, 3, 3, flat, 2, 3)
+local err = fails("bad value at %[3%]: table", h.batch, h, one, many, 2, 3, { 1, "secret-value", {} }, 1, 1)
+assert(not err:find("secret-value", 1, true), "no bound value in the message")
+fails("^db: batch needs", h.batch, h, one, many, 0, 3, flat, 2, 1)
+assert(h:row("SELECT count(*) AS n FROM q").n == 7, "a failed batch adds nothing after its error")
+
 -- values are data, never SQL
 local evil = "x'); DROP TABLE t;--"
 h:run("INSERT INTO u (name) VALUES (?1)", evil)
