@@ -17,8 +17,11 @@ local sectigo_id = require("metasync.sectigo").id
 
 local M = {}
 
--- Rows per window aimed at: about 1 KB a row, so a few MB an answer.
-M.TARGET_ROWS = 2000
+-- Rows per window aimed at: about 1 KB a row, so about a MB an answer. Each answer in flight
+-- is held twice (libcurl's buffer, then the Lua string json.rows reads) while the index grows
+-- around it, and the heap keeps those holes: 2000 rows a window cost 15-20 MB more peak RSS at
+-- 200k certificates than 1000 (bench/scale.sh -n 200000 -l 0 -b on), for no CPU saved.
+M.TARGET_ROWS = 1000
 M.MAX_DAYS, M.FIRST_DAYS, M.IN_FLIGHT = 366, 7, 8
 M.YEARS_BACK = 40
 
@@ -128,7 +131,11 @@ M.entry = entry
 
 -- doc(e, slots) -> a details-shaped table holding what the entry carries. The {name, value}
 -- pairs are shared between certificates with the same value (a doc is read, never changed),
--- which saves most of a doc's allocations.
+-- which saves most of a doc's allocations. At most SHARED values a slot: a field whose values
+-- do not repeat (a ticket number, a note) would otherwise keep a pair for every certificate
+-- of the run (at 200k certificates that was most of kftosc's growth in memory).
+local SHARED = 4096
+M.SHARED = SHARED
 function M.doc(e, slots)
   local cfs = {}
   local d = { id = e[1], sslId = e[1], customFields = cfs }
@@ -137,11 +144,11 @@ function M.doc(e, slots)
     if v ~= false then
       if s.kind == "custom" then
         local shared = s.shared
-        if not shared then shared = {}; s.shared = shared end
+        if not shared then shared = {}; s.shared, s.nshared = shared, 0 end
         local cf = shared[v]
         if not cf then
           cf = { name = s.name, value = v }
-          if type(v) ~= "table" then shared[v] = cf end
+          if type(v) ~= "table" and s.nshared < SHARED then shared[v], s.nshared = cf, s.nshared + 1 end
         end
         cfs[#cfs + 1] = cf
       else

@@ -74,6 +74,18 @@ local d = bulk.doc(e, slots)
 assert(d.id == 2 and d.sslId == 2 and d.certType.id == 1018 and d.keySize == 2048, "doc paths")
 assert(d.customFields[1].name == "Cost Center" and d.customFields[1].value == "CC-2")
 
+-- docs share their {name, value} pairs, but at most bulk.SHARED values a slot: a field whose
+-- values never repeat must not keep a pair per certificate for the whole run
+local ss = bulk.plan({ "Ticket" }, {})
+for i = 1, bulk.SHARED + 500 do
+  local d1, d2 = bulk.doc({ i, "T-" .. i }, ss), bulk.doc({ i, "T-" .. i }, ss)
+  assert(d1.customFields[1].value == "T-" .. i and d2.customFields[1].value == "T-" .. i)
+  if i <= 10 then assert(d1.customFields[1] == d2.customFields[1], "a repeated value shares its pair") end
+end
+local kept = 0
+for _ in pairs(ss[1].shared) do kept = kept + 1 end
+assert(kept == bulk.SHARED, "pairs kept for one slot: " .. kept)
+
 -- the profile filter runs on the client (the report has none)
 ok, err, _, got = run({}, { { status = "Issued", ssl_type_id = 1025 } })
 for _, x in pairs(got) do assert(x[1] % 5 == 0, "only profile 1025") end
