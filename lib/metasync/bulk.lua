@@ -91,6 +91,19 @@ function M.slot_of(slots, f)
   end
 end
 
+-- direct(slots, f, i) -> true when slot i's value, whenever it is not false, is exactly what
+-- fields.source_value reads for field f from doc(): a custom field's slot carries its exact
+-- name (source_value tries the exact name first); a manual field's, when the field names the
+-- canonical path itself (doc() builds the canonical path; another spelling is left to the
+-- doc's own lookup, which matches segments case-insensitively). A false slot is read through
+-- the doc, whose lookup may go on to a name in another case.
+function M.direct(slots, f, i)
+  local s = slots[i]
+  if not s then return false end
+  if s.kind == "custom" then return f.kind ~= "manual" and s.name == f.sectigo end
+  return f.kind == "manual" and s.path == f.sectigo
+end
+
 -- keys(slots) -> the row keys to decode
 function M.keys(slots)
   local set, out = { id = true, typeId = true, status = true, serialNumber = true, customFields = true, commonName = true }, {}

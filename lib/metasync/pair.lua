@@ -185,7 +185,14 @@ local function pending(ctx, policy, kf, d, base, entry)
     plan = policy.source_value == fields.source_value
       and fields.lookup_plan(ctx.fields, NOVALUE, policy.convert == fields.keyfactor_convert)
     if plan and entry then
-      for i, f in ipairs(ctx.fields) do plan[i][10] = bulk.slot_of(ctx.index.slots, f) end
+      -- direct[i]: the slot whose value, when it is not false, is what source_value reads for
+      -- field i from the entry's doc (bulk.direct), so sctokf takes it without making the doc
+      plan.direct = {}
+      for i, f in ipairs(ctx.fields) do
+        local slot = bulk.slot_of(ctx.index.slots, f)
+        plan[i][10] = slot
+        plan.direct[i] = slot and bulk.direct(ctx.index.slots, f, slot) and slot or false
+      end
     end
     plan = plan or { off = true }
     plan.fields, plan.source_value, plan.convert = ctx.fields, policy.source_value, policy.convert
@@ -203,7 +210,11 @@ local function sctokf(ctx, policy, p, src, spawn, from_entry)
   local left = p.left
   if left == nil then left = pending(ctx, policy, p.kf, src, base, from_entry) end
   if left == nil then return ctx.report:unchanged_pair(p) end
-  local d = from_entry and p.doc or src
+  -- From an entry, a value its slot holds is taken as it is; the doc is made only for a field
+  -- the slot cannot answer (pending made ctx.entry_plan current just now).
+  local plan = from_entry and ctx.entry_plan
+  local direct = plan and not plan.off and plan.direct
+  local d = not from_entry and src or nil
   local changes, payload, problems, agreed = {}, {}, {}, {}
   local list = ctx.fields
   local kinds = ctx.kf_kinds
@@ -216,8 +227,13 @@ local function sctokf(ctx, policy, p, src, spawn, from_entry)
     local i = left and left[j] or j
     local f = list[i]
     local kind = kinds[i]
-    local change, problem, same = compare(ctx, policy, f, policy.source_value(f, d, p.kf, ctx),
-      fields.metadata(p.kf, f.keyfactor), kind, f.keyfactor)
+    local slot, raw = direct and direct[i], nil
+    if slot then raw = src[slot + 1] end
+    if raw == nil or raw == false then
+      d = d or p.doc
+      raw = policy.source_value(f, d, p.kf, ctx)
+    end
+    local change, problem, same = compare(ctx, policy, f, raw, fields.metadata(p.kf, f.keyfactor), kind, f.keyfactor)
     problems[#problems + 1] = problem
     if change then
       change.kind = kind
