@@ -333,14 +333,14 @@ static int w_row(lua_State *L) { return query(L, Q_ROW); }
 static int w_all(lua_State *L) { return query(L, Q_ALL); }
 static int w_group(lua_State *L) { return query(L, Q_GROUP); }
 
-/* Binds the width values of one row group from t (stack index) at t[pos], t[pos+1], ... to ?1..;
- * false and nil bind NULL (a queue keeps false for "no value": nil would end its array part). */
+/* Binds the n values of one row group from t (stack index) at t[pos], t[pos+1], ... to ?1..;
+ * false binds NULL (a queue keeps false for "no value": nil would end its array part), and a nil
+ * is an error: a slot past the rows the caller meant is a bug, not a NULL. */
 static int bind_from(lua_State *L, sqlite3_stmt *stmt, int t, lua_Integer pos, int n, Msg msg) {
   char what[96];
   for (int i = 1; i <= n; i++) {
     int rc, type = lua_rawgeti(L, t, pos + i - 1);
     switch (type) {
-    case LUA_TNIL: rc = sqlite3_bind_null(stmt, i); break;
     case LUA_TBOOLEAN:
       rc = lua_toboolean(L, -1) ? sqlite3_bind_int(stmt, i, 1) : sqlite3_bind_null(stmt, i);
       break;
@@ -379,8 +379,11 @@ static int w_batch(lua_State *L) {
   luaL_checktype(L, 6, LUA_TTABLE);
   lua_Integer pos = luaL_checkinteger(L, 7), count = luaL_checkinteger(L, 8), changed = 0;
   Msg msg;
-  if (!many || per < 1 || width < 1 || width > 999 || per > 999 / width || count < 0)
-    return raise(L, "db: batch needs a multi-row statement, rows per statement and a row width");
+  if (!many || per < 1 || width < 1 || width > 999 || per > 999 / width || count < 0 || pos < 1 ||
+      count > (LUA_MAXINTEGER - pos) / width)
+    return raise(L, "db: batch needs a multi-row statement, rows per statement, a row width and "
+                    "rows within the table's positions");
+  sqlite3_int64 before = sqlite3_total_changes64(d->db);
   while (count > 0) {
     int full = count >= per;
     const char *sql = full ? many : one;
@@ -398,13 +401,14 @@ static int w_batch(lua_State *L) {
       errfmt(msg, sqlite3_errmsg(d->db), sql);
       return raise(L, msg);
     }
-    changed += sqlite3_changes64(d->db);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     d->active = NULL;
     pos += n;
     count -= full ? per : 1;
   }
+  /* (the total, as query() reports: a statement that changes nothing leaves no stale count) */
+  changed = (lua_Integer)(sqlite3_total_changes64(d->db) - before);
   lua_pushinteger(L, changed);
   return 1;
 }
@@ -441,7 +445,7 @@ static int m_all(lua_State *L) { return guarded(L, w_all); }
  * is how the sync state reads the baselines of a batch of certificates. */
 static int m_group(lua_State *L) { return guarded(L, w_group); }
 /* h:batch(one, many, per, width, t, first, count) -> rows changed: count rows of width values
- * each, read from t[first], t[first + 1], ... (false and nil bind NULL): groups of per rows
+ * each, read from t[first], t[first + 1], ... (false binds NULL; a nil is an error): groups of per rows
  * through the multi-row statement many (per x width parameters), the rest through one (width
  * parameters). How the sync state commits its queue: no unpacking of the values onto the
  * stack, no copy of the queue. */

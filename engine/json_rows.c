@@ -573,6 +573,9 @@ int json_rows(lua_State *L) {
     return 1;
   }
   list = v[0];
+  /* A row needs a few slots (its entry, a buffer's box, a callback and its argument): reserved
+   * here once, rather than on the margin Lua keeps past a C function's guaranteed slots. */
+  luaL_checkstack(L, 16, "json.rows");
   lua_Integer n = 0, fresh = 0, kept = 0;
   p = ws(list + 1, e);
   if (p < e && *p == ']') p = e;

@@ -174,12 +174,15 @@ function Store:maybe_flush()
   if t - self.last_flush >= self.flush_seconds then self:flush() end
 end
 
--- agree(serial, field, value): both sides now hold value (nil: both hold none).
+-- agree(serial, field, value): both sides now hold value (nil or false: both hold none).
 function Store:agree(serial, field, value)
   if self.readonly or not self.h then return end
   local q, n = self.bq, self.bn
-  q[n + 1], q[n + 2], q[n + 3], q[n + 4], q[n + 5] = serial, field, value or false, self.run or "", now_iso()
-  if value == nil then self.bdel[#self.bdel + 1] = n // B_COLS + 1 end
+  if value == nil or value == false then
+    value = false
+    self.bdel[#self.bdel + 1] = n // B_COLS + 1
+  end
+  q[n + 1], q[n + 2], q[n + 3], q[n + 4], q[n + 5] = serial, field, value, self.run or "", now_iso()
   self.bn, self.ops = n + B_COLS, self.ops + 1
   self:maybe_flush()
 end

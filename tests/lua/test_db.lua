@@ -84,6 +84,10 @@ fails("parameter count is not rows x width", h.batch, h, one, many, 3, 3, flat, 
 local err = fails("bad value at %[3%]: table", h.batch, h, one, many, 2, 3, { 1, "secret-value", {} }, 1, 1)
 assert(not err:find("secret-value", 1, true), "no bound value in the message")
 fails("^db: batch needs", h.batch, h, one, many, 0, 3, flat, 2, 1)
+fails("^db: batch needs", h.batch, h, one, many, 2, 1, {}, math.maxinteger, 2)
+h:begin()
+fails("bad value at %[23%]: nil", h.batch, h, one, many, 2, 3, flat, 2, 8) -- one row past the end
+h:rollback()
 assert(h:row("SELECT count(*) AS n FROM q").n == 7, "a failed batch adds nothing after its error")
 
 -- values are data, never SQL

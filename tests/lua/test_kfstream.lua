@@ -72,4 +72,33 @@ err = kfstream.run(ctx, { keyfactor_query = policy.keyfactor_query, include = fu
   function(_, _, _, spawn) spawn(function() task.sleep(0.002); finished = finished + 1 end) end, LIMIT)
 assert(err and err:find("page 3: HTTP 500", 1, true), tostring(err))
 assert(finished == ctx.report.matched, "every started pair finished: " .. finished .. "/" .. ctx.report.matched)
+
+-- quick: asked first for each pair from a bulk entry; a pair it settles gets no table and no
+-- work() call, one it leaves goes to work() with what it learnt, and its error fails that
+-- pair alone
+kf = world()
+ctx = { cfg = { keyfactorPageSize = 10 }, keyfactor = kf, report = report.new("sctokf") }
+local entry_index = { lookup = function(_, key)
+  local n = tonumber(key, 16) - 4096
+  return n + 100000, { n + 100000, "v" .. n }
+end }
+local quick_settled, worked, bad_hand = 0, 0, 0
+local function quick(_, _, kc, key, entry)
+  assert(entry[1] == kc.Id + 100000 and key == string.format("%X", 4096 + kc.Id))
+  if kc.Id == 33 then error("quick tripped") end
+  if kc.Id % 2 == 0 then quick_settled = quick_settled + 1; return true end
+  return false, { seen = kc.Id }, { 1 }
+end
+err = kfstream.run(ctx, { keyfactor_query = policy.keyfactor_query, include = function() return true end }, entry_index,
+  function(_, _, p, spawn)
+    worked = worked + 1
+    if p.base.seen ~= p.kf.Id or p.left[1] ~= 1 or p.entry[2] ~= "v" .. p.kf.Id then bad_hand = bad_hand + 1 end
+    spawn(function() end)
+  end, LIMIT, quick)
+r = ctx.report
+assert(err == nil, tostring(err))
+assert(quick_settled == N // 2 and worked == N // 2 - 1 and bad_hand == 0,
+  string.format("quick settled %d, work() %d, wrong hand-overs %d", quick_settled, worked, bad_hand))
+assert(#r.failed == 1 and r.failed[1].reason:find("quick tripped", 1, true), "quick's error fails its pair")
+assert(r.matched == N, "every pair matched: " .. r.matched)
 print("ok")

@@ -32,6 +32,10 @@ assert(b.CostCenter == "CC-1" and b.Env == "Production", "baseline round trip")
 st:agree("A1", "Env", nil) -- both sides hold nothing now
 st:flush()
 assert(st:baseline("A1").Env == nil and st:baseline("A1").CostCenter == "CC-1", "agreeing on no value deletes")
+st:agree("A1", "CostCenter", false) -- false, like nil, is no value
+st:flush()
+assert(st:baseline("A1").CostCenter == nil, "agreeing on false deletes too")
+st:agree("A1", "CostCenter", "CC-1")
 local j = st.h:all("SELECT * FROM journal")
 assert(#j == 1 and j[1].run == "run1" and j[1].old == nil and j[1].new == "CC-1" and j[1].sectigo_id == 5
   and j[1].keyfactor_id == 7 and j[1].at:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), "journal row")
