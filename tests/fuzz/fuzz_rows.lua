@@ -8,8 +8,12 @@ local json = require("metasync.json")
 local bulk = require("metasync.bulk")
 
 local today = os.time() // 86400
-local slots = bulk.plan({ "Cost Center", "Notes" }, { "keySize", "expires", "commonName", "serialNumber", "certType.id" })
-local FILTERS = { { { status = "Issued" } }, { { status = "Issued", ssl_type_id = 1018 } } }
+-- Custom slots whose names differ only in case, every conversion, and filters that select by
+-- status, by type only, by several statuses, or not at all.
+local slots = bulk.plan({ "Cost Center", "cost center", "Notes" },
+  { "keySize", "expires", "commonName", "serialNumber", "certType.id", "status" })
+local FILTERS = { { { status = "Issued" } }, { { status = "Issued", ssl_type_id = 1018 } }, { { ssl_type_id = 1018 } },
+  { { status = "Issued" }, { status = "Revoked" } }, { {} } }
 
 local function run(body, fast, filters)
   local client = {}
