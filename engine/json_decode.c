@@ -111,7 +111,7 @@ static const char *scan_plain(const char *q, const char *end) {
   return q;
 }
 
-static int hex4(const char *q, unsigned *out) {
+int json_hex4(const char *q, unsigned *out) {
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
     char c = q[i];
@@ -129,12 +129,12 @@ static int hex4(const char *q, unsigned *out) {
  * Returns the position after the escape, or NULL having set the error. */
 static const char *read_u(Decoder *d, const char *esc, const char *q, unsigned *out) {
   unsigned cp, lo;
-  if (d->end - q < 4 || !hex4(q, &cp)) return dec_fail(d, esc, "invalid \\u escape"), NULL;
+  if (d->end - q < 4 || !json_hex4(q, &cp)) return dec_fail(d, esc, "invalid \\u escape"), NULL;
   q += 4;
   if (cp >= 0xDC00 && cp <= 0xDFFF)
     return dec_fail(d, esc, "lone low surrogate in \\u escape"), NULL;
   if (cp >= 0xD800 && cp <= 0xDBFF) {
-    if (d->end - q < 6 || q[0] != '\\' || q[1] != 'u' || !hex4(q + 2, &lo) || lo < 0xDC00 ||
+    if (d->end - q < 6 || q[0] != '\\' || q[1] != 'u' || !json_hex4(q + 2, &lo) || lo < 0xDC00 ||
         lo > 0xDFFF)
       return dec_fail(d, esc, "high surrogate not followed by a low surrogate"), NULL;
     q += 6;
@@ -144,7 +144,7 @@ static const char *read_u(Decoder *d, const char *esc, const char *q, unsigned *
   return q;
 }
 
-static size_t utf8_put(char *buf, unsigned cp) {
+size_t json_utf8_put(char *buf, unsigned cp) {
   if (cp < 0x80) { buf[0] = (char)cp; return 1; }
   if (cp < 0x800) {
     buf[0] = (char)(0xC0 | (cp >> 6));
@@ -228,14 +228,14 @@ static int parse_string(Decoder *d) {
     case 't': out[n++] = '\t'; break;
     case 'u': {
       unsigned cp = 0, lo = 0;
-      hex4(r, &cp);
+      json_hex4(r, &cp);
       r += 4;
       if (cp >= 0xD800 && cp <= 0xDBFF) { /* checked: a low surrogate follows */
-        hex4(r + 2, &lo);
+        json_hex4(r + 2, &lo);
         r += 6;
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
       }
-      n += utf8_put(out + n, cp);
+      n += json_utf8_put(out + n, cp);
       break;
     }
     default: out[n++] = r[-1]; /* '"', '\\' or '/' */

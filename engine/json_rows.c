@@ -171,28 +171,17 @@ static int plain_string(const char *v, const char *e, const char **s, size_t *le
   return 1;
 }
 
-static int hexval(const char *q) {
-  unsigned v = 0;
-  for (int k = 0; k < 4; k++) {
-    char c = q[k];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-  }
-  return (int)v;
-}
-
 /* The code point of the \u escape at q (q at the backslash), *len set to the bytes it spans;
  * -1 for a surrogate that is not one half of a pair. The text is valid, so four hex digits follow
  * every \u. */
 static long code_point(const char *q, const char *e, size_t *len) {
-  long cp = hexval(q + 2);
+  unsigned hi = 0, lo = 0;
   *len = 6;
+  if (!json_hex4(q + 2, &hi)) return -1; /* (valid text always has four hex digits here) */
+  long cp = hi;
   if (cp >= 0xDC00 && cp <= 0xDFFF) return -1;
   if (cp >= 0xD800 && cp <= 0xDBFF) {
-    if (e - q < 12 || q[6] != '\\' || q[7] != 'u') return -1;
-    long lo = hexval(q + 8);
+    if (e - q < 12 || q[6] != '\\' || q[7] != 'u' || !json_hex4(q + 8, &lo)) return -1;
     if (lo < 0xDC00 || lo > 0xDFFF) return -1;
     *len = 12;
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -228,17 +217,8 @@ static int push_string(lua_State *L, const char *v, const char *e) {
     case 'u': {
       long cp = code_point(r, q, &n);
       char u[4];
-      int k;
-      if (cp < 0x80) { u[0] = (char)cp; k = 1; }
-      else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
-      else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
-      } else {
-        u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
-      }
-      luaL_addlstring(&b, u, (size_t)k);
+      size_t k = json_utf8_put(u, (unsigned)cp);
+      luaL_addlstring(&b, u, k);
       r += n - 2;
       break;
     }
