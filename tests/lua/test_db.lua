@@ -16,6 +16,8 @@ local path = os.tmpname()
 local function cleanup()
   for _, suffix in ipairs({ "", "-wal", "-shm", "-journal" }) do os.remove(path .. suffix) end
 end
+-- (also when an assertion fails: the Lua state's close runs it)
+local cleanup_at_close = setmetatable({}, { __gc = cleanup })
 
 -- open creates the file; exec runs several statements
 local h = assert(db.open(path))

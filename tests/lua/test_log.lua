@@ -33,6 +33,8 @@ local function cleanup()
   -- held, and one os.remove per path then left <tmpname>.d behind on every run.
   os.execute("rm -rf '" .. base .. ".d'")
 end
+-- (also when an assertion fails: the Lua state's close runs it)
+local cleanup_at_close = setmetatable({}, { __gc = cleanup })
 
 -- defaults before setup
 assert(log.level() == "info")
@@ -274,6 +276,7 @@ local self_exe = require("metasync.options").executable
 local cwd_base = os.tmpname()
 os.remove(cwd_base)
 assert(os.execute("mkdir -p '" .. cwd_base .. ".cwd'"))
+local cwd_at_close = setmetatable({}, { __gc = function() os.execute("rm -rf '" .. cwd_base .. ".cwd'") end })
 local defaults = "cd '" .. cwd_base .. ".cwd' && '" .. self_exe .. "' run /dev/stdin <<'EOF'\n" ..
   "assert(require('metasync.log').setup{stderr = false})\nEOF"
 assert(os.execute(defaults), "setup with the defaults")
