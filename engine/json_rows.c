@@ -130,6 +130,10 @@ static int int_literal(const char *p, const char *e, lua_Integer *out) {
 }
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+/* A key's separators (':' and white space, as metasync.serial drops them) and hex digits: one
+ * rule for json.rows' keys, its "pairs" conversion and json.hexkey. */
+static int hex_sep(char c) { return c == ':' || c == ' ' || (c >= '\t' && c <= '\r'); }
+static int hex_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); }
 
 /* The members of the object at p: vals[i] is where the value of names[i] starts (NULL: absent).
  * Returns the end of the object, or NULL when the row is odd (an escaped or repeated name). */
@@ -264,10 +268,8 @@ static int push_value(lua_State *L, const Spec *sp, const char *v, int conv) {
     }
     if (conv == CONV_PAIRS && n % 2 == 0 && !memchr(s, ':', n)) {
       luaL_Buffer b;
-      for (size_t k = 0; k < n; k++) {
-        int c = lower(s[k]);
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return 0;
-      }
+      for (size_t k = 0; k < n; k++)
+        if (!hex_digit(s[k])) return 0;
       luaL_buffinit(L, &b);
       for (size_t k = 0; k < n; k += 2) {
         if (k) luaL_addchar(&b, ':');
@@ -295,9 +297,9 @@ static int norm_key(const Spec *sp, const char *v, char *buf, size_t *len) {
   if (!plain_string(v, sp->end, &s, &n)) return 0;
   for (size_t k = 0; k < n; k++) {
     char c = s[k];
-    if (c == ':' || c == ' ' || (c >= '\t' && c <= '\r')) continue;
-    if (c >= 'a' && c <= 'f') c = (char)(c - 32);
-    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return 0; /* not hex: a problem */
+    if (hex_sep(c)) continue;
+    if (!hex_digit(c)) return 0; /* not hex: a problem */
+    if (c >= 'a') c = (char)(c - 32);
     if (o >= ROWS_MAX_KEY) return 0;
     buf[o++] = c;
   }
@@ -406,8 +408,6 @@ static int row(lua_State *L, const Spec *sp, const char *p, const char **end) {
 
 /* ---------------------------------------------------------------- json.hexkey */
 
-static int hex_sep(char c) { return c == ':' || c == ' ' || (c >= '\t' && c <= '\r'); }
-static int hex_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); }
 
 /* json.hexkey(v) -> the key json.rows makes of a row's key text: upper-case hex without
  * separators (':' and white space) or leading zeros ("0" for only zeros); nil when v is not a
