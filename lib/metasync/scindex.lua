@@ -116,10 +116,12 @@ function M.build(ctx, policy)
     -- Malformed rows are held until the report is known to be usable: after a fallback to
     -- the listing, the listing reports them.
     local bad_rows = {}
-    local ok, err, unavailable = bulk.build(ctx, filters, slots, ix.map, function(key, e) add(ix, key, e) end,
+    -- (on success the second value is the count of entries json.rows put into the map itself)
+    local ok, res, unavailable = bulk.build(ctx, filters, slots, ix.map, function(key, e) add(ix, key, e) end,
       function(key, label, reason) bad_rows[#bad_rows + 1] = { key, label, reason } end)
+    local err = not ok and res or nil
     if ok then
-      ix.size = ix.size + err -- the entries json.rows put into the map itself
+      ix.size = ix.size + res
       for _, b in ipairs(bad_rows) do broken(ctx, ix, b[1], b[2], b[3]) end
       ix.bulk, ix.need_details = true, #missing > 0
       if ix.need_details then
