@@ -207,6 +207,7 @@ static int open_state(lua_State *L) {
                                   {"metasync.signals", luaopen_metasync_signals},
                                   {"metasync.fs", luaopen_metasync_fs},
                                   {"metasync.unchanged", luaopen_metasync_unchanged},
+                                  {"metasync.match", luaopen_metasync_match},
                                   {"metasync.options", load_options},
                                   {"cjson", luaopen_cjson},
                                   {NULL, NULL}};

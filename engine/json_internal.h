@@ -19,5 +19,6 @@ int json_valid(lua_State *L, const char *s, size_t len);
 int json_rows(lua_State *L);
 /* json.hexkey(v): the key normalisation json.rows applies (json_rows.c). */
 int json_hexkey(lua_State *L);
+int json_hexkey_at(lua_State *L, int idx);
 
 #endif

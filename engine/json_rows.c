@@ -413,11 +413,12 @@ static int row(lua_State *L, const Spec *sp, const char *p, const char **end) {
  * separators (':' and white space) or leading zeros ("0" for only zeros); nil when v is not a
  * string, holds no digit, or is not hex. metasync.serial's normalise: the join key of both sides,
  * made for every certificate of both listings, so the usual case (already canonical) returns v
- * itself. Validated before any buffer exists (see json_decode.c on abandoned buffers). */
-int json_hexkey(lua_State *L) {
+ * itself. Validated before any buffer exists (see json_decode.c on abandoned buffers).
+ * json_hexkey_at pushes the key of the value at idx (nil when there is none), for C callers. */
+int json_hexkey_at(lua_State *L, int idx) {
   size_t n, o = 0, z = 0;
-  if (lua_type(L, 1) != LUA_TSTRING) { lua_pushnil(L); return 1; }
-  const char *s = lua_tolstring(L, 1, &n);
+  if (lua_type(L, idx) != LUA_TSTRING) { lua_pushnil(L); return 1; }
+  const char *s = lua_tolstring(L, idx, &n);
   int canonical = n > 0 && s[0] != '0';
   for (size_t k = 0; k < n; k++) {
     char c = s[k];
@@ -428,7 +429,7 @@ int json_hexkey(lua_State *L) {
     o++;
   }
   if (o == 0) { lua_pushnil(L); return 1; }
-  if (canonical) { lua_settop(L, 1); return 1; }
+  if (canonical) { lua_pushvalue(L, idx); return 1; }
   if (z == o) { lua_pushliteral(L, "0"); return 1; }
   luaL_Buffer b;
   char *out = luaL_buffinitsize(L, &b, o - z);
@@ -441,6 +442,11 @@ int json_hexkey(lua_State *L) {
   }
   luaL_pushresultsize(&b, w);
   return 1;
+}
+
+int json_hexkey(lua_State *L) {
+  lua_settop(L, 1);
+  return json_hexkey_at(L, 1);
 }
 
 /* ---------------------------------------------------------------- the spec */

@@ -15,6 +15,7 @@ int luaopen_metasync_lock(lua_State *L);
 int luaopen_metasync_signals(lua_State *L);
 int luaopen_metasync_fs(lua_State *L);
 int luaopen_metasync_unchanged(lua_State *L);
+int luaopen_metasync_match(lua_State *L);
 /* signals.c: the first SIGINT/SIGTERM received (its number), or 0. */
 int signals_received(void);
 int luaopen_cjson(lua_State *L); /* from Debian's lua-cjson static archive */

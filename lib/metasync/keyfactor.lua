@@ -77,10 +77,11 @@ local function guard(keys)
   end }
 end
 
--- pages(path, query, page_size, fields) -> iterator over the items of a 1-based paged list,
--- streamed through metasync.pager's sliding window (`concurrency` pages in flight); a failed
--- page raises. fields: decode only these keys of each item (nil: all).
-function Client:pages(path, query, page_size, fields)
+-- pages(path, query, page_size, fields[, whole]) -> iterator over the items of a 1-based paged
+-- list, streamed through metasync.pager's sliding window (`concurrency` pages in flight); a
+-- failed page raises. fields: decode only these keys of each item (nil: all). whole: iterate
+-- over pages instead (page, keep: see metasync.pager.pages).
+function Client:pages(path, query, page_size, fields, whole)
   -- (the decoder gives each item the guard, without a loop over the page here)
   local decode = fields and { select = fields, meta = guard(fields) } or nil
   local function fetch(n)
@@ -100,14 +101,11 @@ function Client:pages(path, query, page_size, fields)
   end
   -- A few pages in flight are plenty: one page of certificates keeps the writes behind it
   -- busy for a while, and every page held costs memory (up to 2 x window pages are).
-  return pager.stream { size = page_size, window = self.page_window or math.min(4, self.concurrency), fetch = fetch,
+  return (whole and pager.pages or pager.stream) { size = page_size, window = self.page_window or math.min(4, self.concurrency), fetch = fetch,
     what = "Keyfactor " .. path,
-    key = function(item)
-      if type(item) ~= "table" then return false end -- not a record: dropped
-      local id = rawget(item, "Id")
-      -- only a usable Id de-duplicates (items with Id null would collapse into one)
-      return math.type(id) and math.tointeger(id) or nil
-    end,
+    -- only a usable Id (an integer) de-duplicates (items with Id null would collapse into one);
+    -- an item that is not a record is dropped
+    key_field = "Id",
     dropped = function(item, k)
       require("metasync.log").warn("keyfactor", "Keyfactor %s: page %d: an item that is %s, not a record, was skipped",
         path, k, require("metasync.fields").describe(item))
@@ -133,6 +131,13 @@ end
 function Client:certificates(o)
   o = o or {}
   return self:pages("/Certificates", cert_query(o), math.tointeger(o.page_size) or 100, o.fields)
+end
+
+-- certificate_pages(o) -> the same listing as certificates(o), a page at a time: page, keep
+-- (keep[i]: the listing hands out item i; false for a repeat or a non-record).
+function Client:certificate_pages(o)
+  o = o or {}
+  return self:pages("/Certificates", cert_query(o), math.tointeger(o.page_size) or 100, o.fields, true)
 end
 
 -- list(o) -> the certificates certificates(o) iterates, as a list, or nil, message

@@ -8,6 +8,7 @@ local task = require("metasync.task")
 local serial = require("metasync.serial")
 local fields = require("metasync.fields")
 local signals = require("metasync.signals")
+local match = require("metasync.match")
 
 local M = {}
 
@@ -22,9 +23,14 @@ M.BATCH = BATCH
 -- page failed (the pairs already started are finished first). quick(ctx, policy, kf, serial,
 -- entry) -> true | false[, base, left]: asked first for a pair from a bulk index; true settles
 -- the pair there (it needs nothing), so its table, task closure and report calls are never
--- made; otherwise what it learnt goes with the pair (p.base, p.left) to work().
+-- made; otherwise what it learnt goes with the pair (p.base, p.left) to work(). quick may
+-- also be {one = that function, batch = fn(ctx, policy, b, from, to)}: batch is asked first
+-- for a batch's slots from..to (four a pair: kf, serial, sslId, entry or false) once their
+-- baselines are read, and sets the kf slot of each pair it settled to false.
 function M.run(ctx, policy, index, work, limit, quick)
   local r = ctx.report
+  local batch
+  if type(quick) == "table" then quick, batch = quick.one, quick.batch end
   local q = policy.keyfactor_query(ctx)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
   q.fields = q.fields or policy.keyfactor_fields
@@ -59,8 +65,6 @@ function M.run(ctx, policy, index, work, limit, quick)
     rawset(p, "doc", d)
     return d
   end }
-  -- The matched pairs waiting for their batch: four slots each (kf, serial, sslId, entry).
-  local batch, serials = {}, {}
   -- An API the circuit breaker gave up on gets nothing more: the listing stops instead of
   -- failing every certificate after it one by one. Checked once a batch (reading a client's
   -- breaker costs two calls, too many to pay per certificate).
@@ -68,75 +72,120 @@ function M.run(ctx, policy, index, work, limit, quick)
     local broken = (ctx.keyfactor.rest or {}).broken or (ctx.sectigo and ctx.sectigo.rest or {}).broken
     if broken then error(broken, 0) end
   end
-  local function dispatch()
-    if #batch == 0 then return end
-    if ctx.state then ctx.state:prefetch(serials) end
-    local b = batch
-    batch, serials = {}, {}
-    for i = 1, #b, 4 do
-      local kc, key, ssl_id, entry = b[i], b[i + 1], b[i + 2], b[i + 3]
-      local qok, done, base, left = true, false, nil, nil
-      if quick and entry then qok, done, base, left = pcall(quick, ctx, policy, kc, key, entry) end
-      if not qok then
-        r:fail(key, first_line(done))
-      elseif not done then
-        local p = setmetatable({ kf = kc, serial = key, ssl_id = ssl_id, entry = entry or nil, base = base, left = left,
-          tasks = 0 }, pair_mt)
-        r:pair_begin(p)
-        local wok, werr = pcall(work, ctx, policy, p, spawn_for(p))
-        if not wok then r:fail(p.serial, first_line(werr)) end
-        p.dispatched = true
-        settled(p)
-      end
-    end
-  end
-  local ok, err = pcall(function()
-    for kc in ctx.keyfactor:certificates(q) do
-      -- After a stop signal no new pair is started (the pipeline reports the interruption).
+  -- dispatch(b): starts the matched pairs of b, four slots each (kf, serial, sslId, entry or
+  -- false), BATCH at a time, so the state store reads their baselines in one statement.
+  local function dispatch(b)
+    local n = #b
+    for c = 1, n, 4 * BATCH do
       if signals.received() then error("interrupted", 0) end
-      -- A hook that trips over one odd record fails that record, not the run.
-      local iok, included = pcall(policy.include, kc, ctx)
-      local raw_id = rawget(kc, "Id")
-      local key, problem = serial.parse(rawget(kc, "SerialNumber"))
-      -- Keyfactor writes and the journal go by Id: a certificate whose Id is no id (null,
-      -- "abc", 1.5) is malformed, like a serial that is no serial, and fails by itself. (An Id
-      -- not fetched at all is a site policy's choice; the write, if any, then says so.)
-      local id = math.type(raw_id) and math.tointeger(raw_id)
-      if id and id < 1 then id = nil end
-      local bad_id = raw_id ~= nil and not id
-      local label = key or ("Keyfactor Id " .. (id and tostring(id) or fields.describe(raw_id)))
-      if not iok then
-        r.considered = r.considered + 1
-        r:fail(label, "policy.include: " .. first_line(included), kc)
-      elseif not included then
-        r:skip(key, kc)
-      elseif problem or bad_id then
-        r.considered = r.considered + 1
-        r:fail(label, problem and ("SerialNumber is " .. problem)
-          or ("Keyfactor Id is " .. fields.describe(raw_id) .. ", not a certificate id"), kc)
-      elseif key and index.broken and index.broken[key] then
-        -- Its Sectigo record is malformed: that failure is already listed under this serial.
-        r.considered = r.considered + 1
-        r.matched = r.matched + 1
-      else
-        r.considered = r.considered + 1
-        local ssl_id, entry
-        if key then ssl_id, entry = index:lookup(key) end
-        if ssl_id then
-          r.matched = r.matched + 1
-          local n = #batch
-          batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4] = kc, key, ssl_id, entry or false
-          serials[#serials + 1] = key
-          if #serials >= BATCH then check_broken(); dispatch() end
-        else
-          r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)), kc)
+      check_broken()
+      local last = math.min(n, c + 4 * BATCH - 1)
+      if ctx.state then
+        local serials = {}
+        for i = c + 1, last, 4 do serials[#serials + 1] = b[i] end
+        ctx.state:prefetch(serials)
+      end
+      if batch then batch(ctx, policy, b, c, last) end
+      for i = c, last, 4 do
+        local kc, key, ssl_id, entry = b[i], b[i + 1], b[i + 2], b[i + 3]
+        local qok, done, base, left = true, not kc, nil, nil
+        if kc and quick and entry then qok, done, base, left = pcall(quick, ctx, policy, kc, key, entry) end
+        if not qok then
+          r:fail(key, first_line(done))
+        elseif not done then
+          local p = setmetatable({ kf = kc, serial = key, ssl_id = ssl_id, entry = entry or nil, base = base, left = left,
+            tasks = 0 }, pair_mt)
+          r:pair_begin(p)
+          local wok, werr = pcall(work, ctx, policy, p, spawn_for(p))
+          if not wok then r:fail(p.serial, first_line(werr)) end
+          p.dispatched = true
+          settled(p)
         end
       end
     end
+  end
+  -- consider(kc, verdict, out): the whole path of one certificate the native match left to
+  -- Lua (verdict: what include said, true or false, or {error} when it raised). A matched
+  -- pair goes to out.
+  local function consider(kc, verdict, out)
+    local raw_id = rawget(kc, "Id")
+    local key, problem = serial.parse(rawget(kc, "SerialNumber"))
+    -- Keyfactor writes and the journal go by Id: a certificate whose Id is no id (null,
+    -- "abc", 1.5) is malformed, like a serial that is no serial, and fails by itself. (An Id
+    -- not fetched at all is a site policy's choice; the write, if any, then says so.)
+    local id = math.type(raw_id) and math.tointeger(raw_id)
+    if id and id < 1 then id = nil end
+    local bad_id = raw_id ~= nil and not id
+    local label = key or ("Keyfactor Id " .. (id and tostring(id) or fields.describe(raw_id)))
+    if type(verdict) == "table" then
+      r.considered = r.considered + 1
+      r:fail(label, "policy.include: " .. first_line(verdict[1]), kc)
+    elseif not verdict then
+      r:skip(key, kc)
+    elseif problem or bad_id then
+      r.considered = r.considered + 1
+      r:fail(label, problem and ("SerialNumber is " .. problem)
+        or ("Keyfactor Id is " .. fields.describe(raw_id) .. ", not a certificate id"), kc)
+    elseif key and index.broken and index.broken[key] then
+      -- Its Sectigo record is malformed: that failure is already listed under this serial.
+      r.considered = r.considered + 1
+      r.matched = r.matched + 1
+    else
+      r.considered = r.considered + 1
+      local ssl_id, entry
+      if key then ssl_id, entry = index:lookup(key) end
+      if ssl_id then
+        r.matched = r.matched + 1
+        local n = #out
+        out[n + 1], out[n + 2], out[n + 3], out[n + 4] = kc, key, ssl_id, entry or false
+      else
+        r:unmatched_serial(key or string.format("(none: Keyfactor Id %s has no serial)", tostring(raw_id)), kc)
+      end
+    end
+  end
+  -- The plain certificates of a page (included, a usable Id and serial, found in the index)
+  -- are matched natively (metasync.match): on a run that changes nothing, the per-certificate
+  -- glue in Lua was most of the run's CPU. Every other one takes consider()'s full path.
+  local map, broken
+  if index.match_map then map, broken = index:match_map() end
+  local mo = map and { id = "Id", key = "SerialNumber", map = map, broken = broken }
+  local include = policy.include
+  local function one_page(page, keep)
+    if signals.received() then error("interrupted", 0) end
+    -- A hook that trips over one odd record fails that record, not the run.
+    local verdict = {}
+    for i = 1, #page do
+      if keep == nil or keep[i] then
+        local iok, included = pcall(include, page[i], ctx)
+        if iok then verdict[i] = included and true or false else verdict[i] = { included } end
+      end
+    end
+    local out, odd = {}, nil
+    if mo then
+      local m
+      m, odd = match.page(page, keep, verdict, mo, out)
+      r.considered, r.matched = r.considered + m, r.matched + m
+      for _, i in ipairs(odd) do consider(page[i], verdict[i], out) end
+    else
+      for i = 1, #page do
+        if keep == nil or keep[i] then consider(page[i], verdict[i], out) end
+      end
+    end
+    dispatch(out)
+  end
+  local ok, err = pcall(function()
+    if ctx.keyfactor.certificate_pages then
+      for page, keep in ctx.keyfactor:certificate_pages(q) do one_page(page, keep) end
+    else
+      -- A client without pages (a test's or a site's stand-in) is read in pages of BATCH.
+      local it, page = ctx.keyfactor:certificates(q), {}
+      for kc in it do
+        page[#page + 1] = kc
+        if #page >= BATCH then one_page(page); page = {} end
+      end
+      if #page > 0 then one_page(page) end
+    end
   end)
-  -- The pairs matched before the end (or a broken page) are still done.
-  local dok, derr = pcall(dispatch)
-  if not dok then ok, err = false, derr end
   for _ = 1, limit do slots:acquire() end -- every pair in flight is finished
   if not ok then return first_line(err) end
 end

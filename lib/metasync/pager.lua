@@ -19,6 +19,7 @@
 -- The iterator is a plain closure, not coroutine.wrap: the fetches yield to the scheduler,
 -- which a plain coroutine would turn into blocking calls (docs/engine-api.md).
 local task = require("metasync.task")
+local match = require("metasync.match")
 
 local M = {}
 
@@ -47,39 +48,40 @@ end
 
 local function first_line(e) return (tostring(e):match("^[^\n]*")) end
 
--- stream{fetch=, size=, window=, key=, what=, dropped=} -> iterator over every item, in page order.
+-- pages{fetch=, size=, window=, key= | key_field=, what=, dropped=} -> iterator over the pages,
+-- in order: each call returns a page (a list of items) and keep, where keep[i] is true for an
+-- item to hand out; nil at the end. stream(o) hands out those items one by one.
 --   fetch(k) -> items (a list), total-or-nil | nil, message; k is the 1-based page number. The
 --   total may be a number or the header's text (see total_pages).
 --   size: the page size asked for; window: pages in flight at once (>= 1).
 --   key(item) -> an id, nil (no id: always handed out) or false (not an item: dropped). An
 --   item whose id was already handed out is skipped (a page boundary that shifted while
 --   listing repeats items).
+--   key_field: instead of key, the field holding an item's integer id, read natively
+--   (metasync.match.keys: the same rule, without a Lua call per item).
 --   dropped(item, k): called once for each item key() calls not an item (for a log line).
 --   what: names the listing in errors ("Keyfactor certificates").
 -- A failed page raises "<what>: page K: <message>" (level 0), so a caller never sees a
 -- silently partial listing; the iterator is finished after that, with no page in flight.
-local NOKEY = {}
-
-function M.stream(o)
-  local fetch, key, dropped = o.fetch, o.key, o.dropped
+function M.pages(o)
+  local fetch, key, dropped, key_field = o.fetch, o.key, o.dropped, o.key_field
   local size = assert(math.tointeger(o.size), "page size")
   assert(size >= 1, "page size")
   local window = math.max(1, math.tointeger(o.window) or 1)
   local ahead = 2 * window
   local what = o.what or "listing"
   local max_pages = M.max_pages(size)
-  local seen = key and {} or nil
+  local seen = (key or key_field) and {} or nil
   local tasks = {}              -- page number -> task fetching it
   local inflight, next_k = 0, 2 -- pages being fetched; next page to start
   local last_k, total           -- last page a believed total announces; that total
   local stop_k = math.huge      -- the first page seen empty or failed: none past it is started
-  local cur_k, page, ii = 0, nil, 0
-  local ids = {} -- the current page's keys, as load() read them (NOKEY: none); key() runs once an item
+  local cur_k = 0
   local handed, prev_full = 0, false
   local finished = false
 
   local function fail(msg)
-    finished, page = true, nil
+    finished = true
     -- The pages still in flight finish first (their answers are dropped), so that nothing of
     -- a failed listing reaches the server after the caller has seen it fail and moved on.
     for k, t in pairs(tasks) do
@@ -154,12 +156,26 @@ function M.stream(o)
     if type(p) ~= "table" or (next(p) ~= nil and p[1] == nil) then
       fail(string.format("%s: page %d: expected a list", what, k))
     end
-    local fresh = 0
-    for i, item in ipairs(p) do
-      local id = key and key(item)
-      if id == nil or (id ~= false and not seen[id]) then fresh = fresh + 1 end
-      if id == false and dropped then dropped(item, k) end
-      ids[i] = id == nil and NOKEY or id
+    local keep, fresh, odd
+    if key_field then
+      keep, fresh, odd = match.keys(p, key_field, seen)
+      if odd and dropped then
+        for _, i in ipairs(odd) do dropped(p[i], k) end
+      end
+    else
+      keep, fresh = {}, 0
+      for i, item in ipairs(p) do
+        local id = key and key(item)
+        if id == false then
+          keep[i] = false
+          if dropped then dropped(item, k) end
+        elseif id == nil or not seen[id] then
+          if id ~= nil then seen[id] = true end
+          keep[i], fresh = true, fresh + 1
+        else
+          keep[i] = false
+        end
+      end
     end
     if k > 1 and fresh == 0 then
       -- Nothing new once the total was reached is just the end (a boundary item repeated).
@@ -170,36 +186,42 @@ function M.stream(o)
       fail(string.format("%s: page %d is empty after %d of %d items: the server ignores the paging parameters or the inventory changed while listing",
         what, k, handed, total))
     end
+    handed = handed + fresh
     prev_full = #p >= size
     if #p == 0 then return nil end
-    return p
+    return p, keep
   end
 
   return function()
-    while not finished do
+    if finished then return nil end
+    cur_k = cur_k + 1
+    local p, keep = load(cur_k)
+    if not p then finished = true; return nil end
+    refill()
+    return p, keep
+  end
+end
+
+-- stream(o) -> iterator over every item the pages of pages(o) keep, in page order.
+function M.stream(o)
+  local next_page = M.pages(o)
+  local page, keep, i = nil, nil, 0
+  return function()
+    while true do
       if page then
-        ii = ii + 1
-        local item = page[ii]
+        i = i + 1
+        local item = page[i]
         if item == nil then
           page = nil
-        else
-          local id = ids[ii]
-          if id == NOKEY then handed = handed + 1; return item end
-          if id ~= false and not seen[id] then
-            seen[id] = true
-            handed = handed + 1
-            return item
-          end
+        elseif keep[i] then
+          return item
         end
       else
-        cur_k = cur_k + 1
-        local p = load(cur_k)
-        if not p then finished = true; return nil end
-        page, ii = p, 0
-        refill()
+        page, keep = next_page()
+        if not page then return nil end
+        i = 0
       end
     end
-    return nil
   end
 end
 

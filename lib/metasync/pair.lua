@@ -177,7 +177,7 @@ M.details = details
 -- leaves as they are, and whose baseline already holds it, are settled natively
 -- (metasync.unchanged), when the policy reads its values the library's way. entry: d is a
 -- bulk index entry (metasync.bulk), read by slot, rather than a details-shaped doc.
-local function pending(ctx, policy, kf, d, base, entry)
+local function current_plan(ctx, policy, entry)
   local which = entry and "entry_plan" or "lookup_plan"
   local plan = ctx[which]
   if not plan or plan.fields ~= ctx.fields or plan.source_value ~= policy.source_value
@@ -198,6 +198,11 @@ local function pending(ctx, policy, kf, d, base, entry)
     plan.fields, plan.source_value, plan.convert = ctx.fields, policy.source_value, policy.convert
     ctx[which] = plan
   end
+  return plan
+end
+
+local function pending(ctx, policy, kf, d, base, entry)
+  local plan = current_plan(ctx, policy, entry)
   if plan.off then return false end
   return unchanged.pending(plan, d, kf, memo_of(ctx), base, entry)
 end
@@ -269,6 +274,23 @@ function M.sctokf_settled(ctx, policy, kf, serial, entry)
     return true
   end
   return false, base, left
+end
+
+-- sctokf_settle_batch(ctx, policy, b, from, to): sctokf_settled for the pairs in slots from..to
+-- of a batch (four slots a pair: kf, serial, sslId, entry or false) at once, natively
+-- (metasync.unchanged.settle), after their baselines were read ahead: each pair that needs
+-- nothing is counted as unchanged and its kf slot set to false; the rest are left as they were.
+function M.sctokf_settle_batch(ctx, policy, b, from, to)
+  -- (only a bulk index has entries, and slots)
+  if not ctx.index.slots or ctx.index.need_details or ctx.dry_run then return end
+  local bases = ctx.state:prefetched()
+  if not bases then return end
+  local plan = current_plan(ctx, policy, true)
+  if plan.off then return end
+  local n = unchanged.settle(plan, b, from, to, memo_of(ctx), bases)
+  ctx.state:taken(n)
+  local r = ctx.report
+  r.unchanged = r.unchanged + n
 end
 
 function M.sctokf(ctx, policy, p, spawn)

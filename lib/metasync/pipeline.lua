@@ -26,7 +26,7 @@ end
 
 local WORK = { sctokf = pair.sctokf, kftosc = pair.kftosc, sync = twoway.sync }
 -- What settles a pair that needs nothing before its table and task are made (see kfstream).
-local QUICK = { sctokf = pair.sctokf_settled }
+local QUICK = { sctokf = { one = pair.sctokf_settled, batch = pair.sctokf_settle_batch } }
 
 local stages
 

@@ -33,6 +33,10 @@ function Index:lookup(key)
   return e[1], e
 end
 
+-- match_map() -> the map lookup() reads (key -> sslId or entry) and the broken set, for the
+-- listing's native match (metasync.match.page), which reads them as lookup() does.
+function Index:match_map() return self.map, self.broken end
+
 -- doc(entry) -> the details-shaped doc of an entry
 function Index:doc(e) return bulk.doc(e, self.slots) end
 

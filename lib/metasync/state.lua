@@ -138,6 +138,12 @@ function Store:baseline(serial)
   return out
 end
 
+-- prefetched() -> the baselines read ahead and not yet taken (serial -> field -> value; EMPTY:
+-- none), for a native settle (metasync.unchanged.settle), which removes those it uses; taken(n)
+-- counts those n out, as baseline() would have.
+function Store:prefetched() return self.cache end
+function Store:taken(n) self.cached = self.cached - n end
+
 -- prefetch(serials): reads the baselines of these certificates, BATCH per statement.
 function Store:prefetch(serials)
   if not self.h then return end

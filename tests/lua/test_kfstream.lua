@@ -101,4 +101,45 @@ assert(quick_settled == N // 2 and worked == N // 2 - 1 and bad_hand == 0,
   string.format("quick settled %d, work() %d, wrong hand-overs %d", quick_settled, worked, bad_hand))
 assert(#r.failed == 1 and r.failed[1].reason:find("quick tripped", 1, true), "quick's error fails its pair")
 assert(r.matched == N, "every pair matched: " .. r.matched)
+
+-- The native path: a client with whole pages (page, keep) and an index that shows its map
+-- give the outcome the item-by-item path gave above, with the index's Lua lookup asked only
+-- for the records the native match left (here the unmatched ones), and items the listing
+-- did not keep never considered.
+local map = {}
+for n = 1, N do if n % 10 ~= 0 then map[string.format("%X", 4096 + n)] = n + 100000 end end
+local lookups = 0
+local native_index = { match_map = function() return map end,
+  lookup = function(_, key) lookups = lookups + 1; return map[key] end }
+local pages_handed = 0
+local paged = { certificate_pages = function()
+  local k = 0
+  return function()
+    k = k + 1
+    if (k - 1) * 10 >= N then return nil end
+    local p, keep = {}, {}
+    for i = 1, 10 do
+      local id = (k - 1) * 10 + i
+      p[#p + 1], keep[#keep + 1] = { Id = id, SerialNumber = string.format("%X", 4096 + id), IssuerDN = "Sectigo" }, true
+    end
+    p[#p + 1], keep[#keep + 1] = { Id = 1, SerialNumber = "1001", IssuerDN = "Sectigo" }, false -- a repeat
+    pages_handed = pages_handed + 1
+    return p, keep
+  end
+end }
+ctx = { cfg = { keyfactorPageSize = 10 }, keyfactor = paged, report = report.new("sctokf") }
+done = 0
+local paired = 0
+err = kfstream.run(ctx, policy, native_index, function(_, _, p, spawn)
+  assert(p.ssl_id == tonumber(p.serial, 16) - 4096 + 100000)
+  spawn(function() paired = paired + 1 end)
+end, LIMIT)
+r = ctx.report
+assert(err == nil, tostring(err))
+assert(pages_handed == N // 10, "pages " .. pages_handed)
+assert(r.skipped == 6 and #r.failed == 1 and r.failed[1].reason:find("odd record") and r.unmatched == 24,
+  string.format("native path: skipped %d, failed %d, unmatched %d", r.skipped, #r.failed, r.unmatched))
+assert(r.matched == N - 6 - 1 - 24 and paired == r.matched, "native path matched " .. r.matched .. ", paired " .. paired)
+assert(r.considered == N - 6, "considered " .. r.considered)
+assert(lookups == 24, "Lua lookups " .. lookups .. ", for the 24 unmatched only")
 print("ok")

@@ -1,7 +1,8 @@
 -- metasync.unchanged reading a bulk index entry by slot settles exactly the fields it settles
 -- reading the details-shaped doc made of that entry (bulk.doc), over random report rows,
 -- fields of every kind and case, memos and baselines: pair.sctokf then needs no doc for a
--- pair that needs nothing. Then pair.sctokf over entries: the doc is made only for pairs with
+-- pair that needs nothing. unchanged.settle, over a batch, settles exactly the pairs it
+-- leaves no field of. Then pair.sctokf over entries: the doc is made only for pairs with
 -- a field left to the Lua.
 local unchanged = require("metasync.unchanged")
 local fields = require("metasync.fields")
@@ -26,7 +27,7 @@ local function row()
     issuer = value(), customFields = cfs }
 end
 
-local checked, settled, left, direct_reads = 0, 0, 0, 0
+local checked, settled, left, direct_reads, settled_batches = 0, 0, 0, 0, 0
 for _ = 1, 3000 do
   local list, seen = {}, {}
   for _ = 1, R(1, 5) do
@@ -74,6 +75,21 @@ for _ = 1, 3000 do
     local got = unchanged.pending(pe, e, kf, memo, b, true)
     local ws, gs = want and table.concat(want, ",") or "", got and table.concat(got, ",") or ""
     assert(ws == gs, string.format("from the entry %s, from the doc %s", gs, ws))
+    -- settle, for a batch holding this pair between two it must not touch (no entry; no
+    -- baseline read ahead), settles it exactly when pending() leaves no field
+    if b then
+      local other = { Id = 2, Metadata = md }
+      local batch = { other, "K0", 1, false, kf, "K1", 1, e, other, "K2", 1, e }
+      local bases = { K0 = base, K1 = b }
+      local n = unchanged.settle(pe, batch, 1, 12, memo, bases)
+      assert(batch[1] == other and batch[9] == other and bases.K0 == base, "settle touched a pair it cannot settle")
+      if got == nil then
+        assert(n == 1 and batch[5] == false and bases.K1 == nil, "settle left a pair pending() settles")
+        settled_batches = settled_batches + 1
+      else
+        assert(n == 0 and batch[5] == kf and bases.K1 == b, "settle settled a pair pending() leaves")
+      end
+    end
     checked = checked + 1
     left = left + (want and #want or 0)
     settled = settled + #list - (want and #want or 0)
@@ -81,6 +97,11 @@ for _ = 1, 3000 do
 end
 assert(checked > 2000 and settled > 2000 and left > 1000, string.format("%d checked, %d settled, %d left", checked, settled, left))
 assert(direct_reads > 1000, "direct reads checked: " .. direct_reads)
+assert(settled_batches > 200, "pairs settled in a batch: " .. settled_batches)
+-- slots beyond the batch are nothing; a range that would wrap is refused
+assert(unchanged.settle(fields.lookup_plan({}, NOVALUE, true), {}, 1, 8, {}, {}) == 0)
+assert(not pcall(unchanged.settle, {}, {}, 0, 4, {}, {}))
+assert(not pcall(unchanged.settle, {}, {}, 1, math.maxinteger, {}, {}))
 
 -- A field no slot holds is left to the Lua.
 local F = { kind = "custom", sectigo = "Owner", keyfactor = "Owner", datatype = 1 }
