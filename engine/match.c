@@ -82,7 +82,7 @@ enum { O_ID = 6, O_KEY, O_MAP, O_BROKEN, O_ODD };
 /* match.page(page, keep, verdict, o, out) -> matched, odd. For each item i of page that keep
  * passes (keep[i] true; keep nil: every item) and whose verdict[i] is true (the caller's include
  * said yes), in order:
- *   o.id: the field of the record's id: absent, or an integer >= 1;
+ *   the record's o.id field is nil or an integer >= 1;
  *   o.key: the field of its key: json.hexkey makes one of it;
  *   o.broken (optional): a set of keys not to match;
  *   o.map: the key is in it, as an integer (the value) or a table whose [1] is the value.

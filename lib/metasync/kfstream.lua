@@ -77,15 +77,26 @@ function M.run(ctx, policy, index, work, limit, quick)
   local function dispatch(b)
     local n = #b
     for c = 1, n, 4 * BATCH do
-      if signals.received() then error("interrupted", 0) end
-      check_broken()
+      -- After a stop signal (or with an API given up on) no new pair is started; the pairs
+      -- not started are then not counted as considered, so the report's INCOMPLETE line holds.
+      local stop = signals.received() and "interrupted"
+      if not stop then
+        local bok, berr = pcall(check_broken)
+        stop = not bok and berr
+      end
+      if stop then
+        local rest = (n - c + 1) // 4
+        r.considered, r.matched = r.considered - rest, r.matched - rest
+        error(stop, 0)
+      end
       local last = math.min(n, c + 4 * BATCH - 1)
       if ctx.state then
         local serials = {}
         for i = c + 1, last, 4 do serials[#serials + 1] = b[i] end
         ctx.state:prefetch(serials)
       end
-      if batch then batch(ctx, policy, b, c, last) end
+      -- (a batch that trips leaves its pairs to quick, one by one)
+      if batch then pcall(batch, ctx, policy, b, c, last) end
       for i = c, last, 4 do
         local kc, key, ssl_id, entry = b[i], b[i + 1], b[i + 2], b[i + 3]
         local qok, done, base, left = true, not kc, nil, nil
@@ -178,12 +189,20 @@ function M.run(ctx, policy, index, work, limit, quick)
       for page, keep in ctx.keyfactor:certificate_pages(q) do one_page(page, keep) end
     else
       -- A client without pages (a test's or a site's stand-in) is read in pages of BATCH.
+      -- The items handed out before a failed page are still done.
       local it, page = ctx.keyfactor:certificates(q), {}
-      for kc in it do
-        page[#page + 1] = kc
-        if #page >= BATCH then one_page(page); page = {} end
-      end
+      local lok, lerr = pcall(function()
+        for kc in it do
+          page[#page + 1] = kc
+          if #page >= BATCH then
+            local full = page
+            page = {}
+            one_page(full)
+          end
+        end
+      end)
       if #page > 0 then one_page(page) end
+      if not lok then error(lerr, 0) end
     end
   end)
   for _ = 1, limit do slots:acquire() end -- every pair in flight is finished

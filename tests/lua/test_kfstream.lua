@@ -71,6 +71,7 @@ local finished = 0
 err = kfstream.run(ctx, { keyfactor_query = policy.keyfactor_query, include = function() return true end }, index,
   function(_, _, _, spawn) spawn(function() task.sleep(0.002); finished = finished + 1 end) end, LIMIT)
 assert(err and err:find("page 3: HTTP 500", 1, true), tostring(err))
+assert(ctx.report.matched == 39 - 3, "the items before the failure are matched: " .. ctx.report.matched) -- (Id 10, 20, 30 unmatched)
 assert(finished == ctx.report.matched, "every started pair finished: " .. finished .. "/" .. ctx.report.matched)
 
 -- quick: asked first for each pair from a bulk entry; a pair it settles gets no table and no
@@ -142,4 +143,24 @@ assert(r.skipped == 6 and #r.failed == 1 and r.failed[1].reason:find("odd record
 assert(r.matched == N - 6 - 1 - 24 and paired == r.matched, "native path matched " .. r.matched .. ", paired " .. paired)
 assert(r.considered == N - 6, "considered " .. r.considered)
 assert(lookups == 24, "Lua lookups " .. lookups .. ", for the 24 unmatched only")
+
+-- An API given up on in the middle of a page: no pair is started after it, and the pairs of
+-- the page not started are not counted as matched (every matched pair was started).
+local one = { rest = {}, certificate_pages = function()
+  local given = false
+  return function()
+    if given then return nil end
+    given = true
+    local p = {}
+    for id = 1, 200 do p[id] = { Id = id, SerialNumber = string.format("%X", 4096 + id) } end
+    return p
+  end
+end }
+ctx = { cfg = { keyfactorPageSize = 200 }, keyfactor = one, report = report.new("sctokf") }
+local started = 0
+err = kfstream.run(ctx, { keyfactor_query = policy.keyfactor_query, include = function() return true end }, native_index,
+  function(_, _, _, spawn) started = started + 1; one.rest.broken = "Keyfactor: too many failures"; spawn(function() end) end, LIMIT)
+assert(err and err:find("too many failures", 1, true), tostring(err))
+assert(started == kfstream.BATCH and ctx.report.matched == started,
+  string.format("started %d, matched %d", started, ctx.report.matched))
 print("ok")
