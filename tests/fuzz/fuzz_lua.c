@@ -4,7 +4,7 @@
  *
  * The Lua state is built once per process the way engine/host.c builds metasync's: the standard
  * libraries, the engine's native modules that carry no process-wide state (metasync.json,
- * metasync.re, metasync.fs, metasync.unchanged, cjson) preloaded, package.path on the source tree's lib/ and scripts/ (and
+ * metasync.re, metasync.fs, metasync.unchanged, metasync.match, cjson) preloaded, package.path on the source tree's lib/ and scripts/ (and
  * tests/fuzz/ for the shared harness.lua), and no C modules from the file system. The modules
  * that need the event loop, libcurl or the log files (metasync.task, http, log, ...) are stubbed
  * in Lua by harness.lua, only as far as the SDK needs them.
@@ -109,6 +109,7 @@ static void open_state(void) {
                                   {"cjson", luaopen_cjson},
                                   {"metasync.fs", luaopen_metasync_fs},
                                   {"metasync.unchanged", luaopen_metasync_unchanged},
+                                  {"metasync.match", luaopen_metasync_match},
                                   {NULL, NULL}};
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const luaL_Reg *m = mods; m->name; m++) {
