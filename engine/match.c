@@ -144,10 +144,9 @@ static int l_page(lua_State *L) {
         if (fine) {
           lua_pushvalue(L, key);
           int vt = lua_rawget(L, O_MAP), entry = lua_gettop(L);
-          if (vt == LUA_TNUMBER) {
-            lua_pushvalue(L, entry);
+          if (vt == LUA_TNUMBER) { /* the value itself; no entry table */
             lua_pushboolean(L, 0);
-            lua_replace(L, entry);
+            lua_insert(L, entry);
             plain = 1;
           } else if (vt == LUA_TTABLE) {
             plain = lua_rawgeti(L, entry, 1) != LUA_TNIL && lua_toboolean(L, -1);

@@ -68,9 +68,8 @@ function M.run(ctx, policy, index, work, limit, quick)
   -- An API the circuit breaker gave up on gets nothing more: the listing stops instead of
   -- failing every certificate after it one by one. Checked once a batch (reading a client's
   -- breaker costs two calls, too many to pay per certificate).
-  local function check_broken()
-    local broken = (ctx.keyfactor.rest or {}).broken or (ctx.sectigo and ctx.sectigo.rest or {}).broken
-    if broken then error(broken, 0) end
+  local function given_up()
+    return (ctx.keyfactor.rest or {}).broken or (ctx.sectigo and ctx.sectigo.rest or {}).broken
   end
   -- dispatch(b): starts the matched pairs of b, four slots each (kf, serial, sslId, entry or
   -- false), BATCH at a time, so the state store reads their baselines in one statement.
@@ -79,11 +78,7 @@ function M.run(ctx, policy, index, work, limit, quick)
     for c = 1, n, 4 * BATCH do
       -- After a stop signal (or with an API given up on) no new pair is started; the pairs
       -- not started are then not counted as considered, so the report's INCOMPLETE line holds.
-      local stop = signals.received() and "interrupted"
-      if not stop then
-        local bok, berr = pcall(check_broken)
-        stop = not bok and berr
-      end
+      local stop = signals.received() and "interrupted" or given_up()
       if stop then
         local rest = (n - c + 1) // 4
         r.considered, r.matched = r.considered - rest, r.matched - rest
@@ -171,17 +166,17 @@ function M.run(ctx, policy, index, work, limit, quick)
         if iok then verdict[i] = included and true or false else verdict[i] = { included } end
       end
     end
-    local out, odd = {}, nil
+    local out, odd = {}, {}
     if mo then
       local m
       m, odd = match.page(page, keep, verdict, mo, out)
       r.considered, r.matched = r.considered + m, r.matched + m
-      for _, i in ipairs(odd) do consider(page[i], verdict[i], out) end
     else
       for i = 1, #page do
-        if keep == nil or keep[i] then consider(page[i], verdict[i], out) end
+        if keep == nil or keep[i] then odd[#odd + 1] = i end
       end
     end
+    for _, i in ipairs(odd) do consider(page[i], verdict[i], out) end
     dispatch(out)
   end
   local ok, err = pcall(function()

@@ -79,9 +79,10 @@ function M.open(path, opts)
     s.h = h
     local ok, e = pcall(function()
       -- The baseline is keyed by serial, so each commit of a first run rewrites pages all over
-      -- it; a checkpoint every 16384 WAL pages (about 64 MB of WAL between checkpoints, gone at close) instead of
-      -- every 1000 copies each page to the file once where it copied it many times: a first run
-      -- at 100k wrote 1.44 GB for an 85 MB file, now about 1.05 GB, with no memory more.
+      -- it. A checkpoint every 16384 WAL pages (about 64 MB of WAL between checkpoints, gone
+      -- at close) instead of every 1000 copies each page to the file once where it copied it
+      -- many times: a first run at 100k wrote 1.44 GB for an 85 MB file, now about 1.05 GB,
+      -- with no memory more.
       h:exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=16384;")
       h:exec(SCHEMA)
     end)
