@@ -257,19 +257,40 @@ static void push_row(lua_State *L, sqlite3_stmt *stmt, int names, int n) {
   }
 }
 
-/* Adds the current row (key, name, value) to the table on top: t[key][name] = value. A row
- * whose key or name is NULL is left out, as is a NULL value (t[key] is made all the same). */
-static void group_row(lua_State *L, sqlite3_stmt *stmt) {
+/* Adds the current row (key, name, value) to the table at t: t[key][name] = value. A row
+ * whose key or name is NULL is left out, as is a NULL value (t[key] is made all the same).
+ * The group last added to stays on top of the stack with its key below it: rows come in key
+ * order when the key leads the index read, so the next row's key is compared by its bytes and
+ * the group reused, rather than making the key a Lua string again for every row (interning a
+ * string is a hash and a walk of the string table's chain, a cache miss or two each, and a
+ * baseline read ahead has several rows a certificate). */
+static int same_key(lua_State *L, sqlite3_stmt *stmt, int tk, int t) {
+  if (lua_gettop(L) != t + 2) return 0; /* no group held yet */
+  if (tk == SQLITE_INTEGER)
+    return lua_isinteger(L, -2) && lua_tointeger(L, -2) == sqlite3_column_int64(stmt, 0);
+  if (tk != SQLITE_TEXT && tk != SQLITE_BLOB) return 0;
+  if (lua_type(L, -2) != LUA_TSTRING) return 0;
+  size_t held;
+  const char *h = lua_tolstring(L, -2, &held);
+  const void *p = tk == SQLITE_TEXT ? (const void *)sqlite3_column_text(stmt, 0) : sqlite3_column_blob(stmt, 0);
+  int len = sqlite3_column_bytes(stmt, 0);
+  return (size_t)len == held && (len == 0 || (p && memcmp(h, p, held) == 0));
+}
+
+static void group_row(lua_State *L, sqlite3_stmt *stmt, int t) {
   int tk = sqlite3_column_type(stmt, 0), tn = sqlite3_column_type(stmt, 1);
   if (tk == SQLITE_NULL || tn == SQLITE_NULL) return;
-  push_col(L, stmt, 0, tk);
-  lua_pushvalue(L, -1);
-  if (lua_rawget(L, -3) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 8);
-    lua_pushvalue(L, -2);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -5); /* t[key] = the new group */
+  if (!same_key(L, stmt, tk, t)) {
+    lua_settop(L, t);
+    push_col(L, stmt, 0, tk);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, t) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 8);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, t); /* t[key] = the new group */
+    }
   }
   int tv = sqlite3_column_type(stmt, 2);
   if (tv != SQLITE_NULL) {
@@ -277,7 +298,6 @@ static void group_row(lua_State *L, sqlite3_stmt *stmt) {
     push_col(L, stmt, 2, tv);
     lua_rawset(L, -3);
   }
-  lua_pop(L, 2);
 }
 
 /* ---------------------------------------------------------------- run, row, all */
@@ -305,11 +325,12 @@ static int query(lua_State *L, int mode) {
   }
   push_names(L, stmt, n);
   if (mode == Q_ALL || mode == Q_GROUP) lua_newtable(L);
+  int t = lua_gettop(L);
   lua_Integer count = 0;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     if (mode == Q_RUN) continue; /* RETURNING rows: the statement still runs to its end */
     if (mode == Q_GROUP) {
-      group_row(L, stmt);
+      group_row(L, stmt, t);
       continue;
     }
     push_row(L, stmt, names, n);
@@ -320,6 +341,7 @@ static int query(lua_State *L, int mode) {
     errfmt(msg, sqlite3_errmsg(d->db), sql);
     return raise(L, msg);
   }
+  if (mode == Q_GROUP) lua_settop(L, t);
   if (mode == Q_ROW) lua_pushnil(L);
   /* sqlite3_changes keeps counting the last INSERT/UPDATE/DELETE: for anything else, or when
    * nothing changed, report 0 rather than a stale count. */

@@ -64,6 +64,15 @@ local keys = 0
 for _ in pairs(g) do keys = keys + 1 end
 assert(keys == 3, "a, b and 5")
 assert(next(h:group("SELECT 1, 2, 3 WHERE ?1", 0)) == nil)
+-- a key's rows need not be consecutive, and a key is told apart by type as well as bytes
+-- (consecutive rows of one key share their group without the key being made again)
+g = h:group([[SELECT 'k', 'x', 1 UNION ALL SELECT 'k', 'y', 2 UNION ALL SELECT 'm', 'x', 3
+  UNION ALL SELECT 'k', 'z', 4 UNION ALL SELECT '7', 'x', 5 UNION ALL SELECT 7, 'x', 6
+  UNION ALL SELECT 7, NULL, 0 UNION ALL SELECT 7, 'y', 7 UNION ALL SELECT CAST('k' AS BLOB), 'w', 8
+  UNION ALL SELECT 'kk', 'x', 9 UNION ALL SELECT '', 'x', 10 UNION ALL SELECT '', 'y', 11]])
+assert(g.k.x == 1 and g.k.y == 2 and g.k.z == 4 and g.k.w == 8 and g.m.x == 3 and g.kk.x == 9)
+assert(g["7"].x == 5 and g["7"].y == nil and g[7].x == 6 and g[7].y == 7)
+assert(g[""].x == 10 and g[""].y == 11)
 fails("^db: group needs a statement of exactly three columns", h.group, h, "SELECT 1, 2")
 
 -- batch: rows straight from a flat table, groups through the multi-row statement and the rest
