@@ -130,5 +130,51 @@ h:run("UPDATE meta SET value = '99' WHERE key = 'schema'")
 h:close()
 s2, err = state.open(path)
 assert(s2 == nil and err:find("newer", 1, true), tostring(err))
+
+-- a version 1 file (its baseline also kept the agreeing run and time) is read as it is by a
+-- read-only open, and upgraded to version 2 by the first open that may write, keeping every
+-- baseline value and journal row
+local v1 = dir .. "/v1.db"
+h = assert(db.open(v1))
+h:exec([[
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE runs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, command TEXT NOT NULL, started TEXT NOT NULL,
+  finished TEXT, exit_code INTEGER, reverts TEXT);
+CREATE TABLE baseline (serial TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, run TEXT NOT NULL,
+  at TEXT NOT NULL, PRIMARY KEY (serial, field)) WITHOUT ROWID;
+CREATE TABLE journal (seq INTEGER PRIMARY KEY, run TEXT NOT NULL, at TEXT NOT NULL, direction TEXT NOT NULL,
+  serial TEXT, sectigo_id INTEGER, keyfactor_id INTEGER, field TEXT, old TEXT, new TEXT, result TEXT NOT NULL, detail TEXT);
+CREATE INDEX journal_run ON journal (run, seq);
+INSERT INTO meta VALUES ('schema', '1');
+INSERT INTO runs (id, command, started) VALUES ('old1', 'sctokf', '2026-11-01T00:00:00Z');
+INSERT INTO baseline VALUES ('B1', 'CostCenter', 'CC-9', 'old1', '2026-11-01T00:00:00Z'),
+  ('B1', 'Env', 'Test', 'old1', '2026-11-01T00:00:00Z'), ('B2', 'CostCenter', 'CC-8', 'old1', '2026-11-01T00:00:00Z');
+INSERT INTO journal (run, at, direction, serial, field, new, result)
+  VALUES ('old1', '2026-11-01T00:00:00Z', 'sctokf', 'B1', 'CostCenter', 'CC-9', 'ok');
+]])
+h:close()
+local function columns(file)
+  local hh, cols = assert(db.open(file, { readonly = true })), {}
+  for _, r in ipairs(hh:all("PRAGMA table_info(baseline)")) do cols[#cols + 1] = r.name end
+  local schema = hh:row("SELECT value FROM meta WHERE key = 'schema'").value
+  hh:close()
+  return table.concat(cols, ","), schema
+end
+ro = assert(state.open(v1, { readonly = true }))
+assert(ro:baseline("B1").Env == "Test", "a version 1 baseline reads")
+ro:close()
+local cols, schema = columns(v1)
+assert(cols == "serial,field,value,run,at" and schema == "1", "a read-only open leaves version 1: " .. cols)
+st = assert(state.open(v1, { flush_seconds = math.huge }))
+cols, schema = columns(v1)
+assert(cols == "serial,field,value" and schema == "2", "upgraded: " .. cols .. " " .. schema)
+b = st:baseline("B1")
+assert(b.CostCenter == "CC-9" and b.Env == "Test" and st:baseline("B2").CostCenter == "CC-8", "values kept")
+assert(st.h:row("SELECT count(*) AS n FROM journal WHERE run = 'old1'").n == 1, "journal kept")
+st:begin_run("new1", "sctokf", 0)
+st:agree("B2", "CostCenter", "CC-7")
+st:finish_run(0)
+assert(st:baseline("B2").CostCenter == "CC-7", "an upgraded file takes new rows")
+st:close()
 cleanup()
 print("ok")
