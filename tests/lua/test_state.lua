@@ -119,6 +119,8 @@ local none, msg = st:resolve_run("nope")
 assert(none == nil and msg:find("no run 'nope'", 1, true), msg)
 assert(st:integrity() == "ok")
 assert(st.h:row("PRAGMA journal_mode").journal_mode == "wal", "WAL mode")
+-- small pages: a scattered baseline write dirties 1 KB, not 4 KB (see state.open)
+assert(st.h:row("PRAGMA page_size").page_size == 1024, "1 KB pages on a new store")
 st:close()
 
 -- a file that is not a state store, and one from a newer metasync, are refused with a reason
