@@ -182,8 +182,9 @@ static sqlite3_stmt *cached(lua_State *L, Db *d, const char *sql, size_t len) {
 }
 
 /* Binds the values at stack indices first..last to ?1..?n. Returns 0, or 1 with msg filled in
- * (the caller cleans up, then raises). */
-static int bind_args(lua_State *L, sqlite3_stmt *stmt, int first, int last, Msg msg) {
+ * (the caller cleans up, then raises). own: SQLite copies the strings (SQLITE_TRANSIENT), for a
+ * statement stepped after this call returns (a cursor); otherwise it reads them in place. */
+static int bind_args(lua_State *L, sqlite3_stmt *stmt, int first, int last, int own, Msg msg) {
   char what[96];
   int want = sqlite3_bind_parameter_count(stmt), got = last - first + 1;
   if (got != want) {
@@ -204,10 +205,11 @@ static int bind_args(lua_State *L, sqlite3_stmt *stmt, int first, int last, Msg 
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
-      /* SQLITE_STATIC: no copy. The string is an argument on the stack of this call (guarded
-       * holds copies), and guarded resets the statement and clears its bindings before the call
-       * returns, so SQLite never reads the bytes after the string can be collected. */
-      rc = sqlite3_bind_text64(stmt, i, s, n, SQLITE_STATIC, SQLITE_UTF8);
+      /* Without own, no copy: the string is an argument on the stack of this call (guarded holds
+       * copies), and guarded resets the statement and clears its bindings before the call
+       * returns, so SQLite never reads the bytes after the string can be collected. A cursor
+       * steps after m_rows returned, when nothing may hold its arguments any more. */
+      rc = sqlite3_bind_text64(stmt, i, s, n, own ? SQLITE_TRANSIENT : SQLITE_STATIC, SQLITE_UTF8);
       break;
     }
     default:
@@ -315,7 +317,7 @@ static int query(lua_State *L, int mode) {
   Msg msg;
   sqlite3_stmt *stmt = cached(L, d, sql, len);
   d->active = stmt;
-  if (bind_args(L, stmt, 3, lua_gettop(L), msg)) return raise(L, msg);
+  if (bind_args(L, stmt, 3, lua_gettop(L), 0, msg)) return raise(L, msg);
   sqlite3_int64 before = sqlite3_total_changes64(d->db);
   int n = mode == Q_RUN ? 0 : sqlite3_column_count(stmt), names = lua_gettop(L) + 1, rc;
   if (mode == Q_GROUP) {
@@ -556,7 +558,7 @@ static int m_rows(lua_State *L) {
   check_db(L); /* the allocations may have run a finalizer that closed the handle */
   c->stmt = prepare_one(L, d->db, sql, len);
   Msg msg;
-  if (bind_args(L, c->stmt, 3, top, msg)) {
+  if (bind_args(L, c->stmt, 3, top, 1, msg)) {
     cursor_finish(c);
     return raise(L, msg);
   }

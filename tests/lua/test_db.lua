@@ -139,6 +139,21 @@ local seen = {}
 for row in h:rows("SELECT a FROM scratch WHERE a >= ?1 ORDER BY a", 2) do seen[#seen + 1] = row.a end
 assert(table.concat(seen, ",") == "2,3,200", table.concat(seen, ","))
 for _ in h:rows("SELECT a FROM scratch WHERE 0") do error("no rows expected") end
+-- A cursor steps after rows() returned: a string bound to it must outlive the caller's last
+-- reference (the other calls read their strings in place, for speed; a cursor must not, and
+-- the ASan build sees a read of freed bytes). Each step reads ?1 again.
+do
+  local function param(k) return string.rep("p", 60) .. k end
+  local got = {}
+  for row in h:rows("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 4) SELECT n, ?1 AS v FROM c", param(7)) do
+    collectgarbage("collect")
+    local churn = {}
+    for i = 1, 200 do churn[i] = string.rep("q", 60) .. i end
+    got[#got + 1] = row.v
+  end
+  assert(#got == 4, #got)
+  for i = 1, 4 do assert(got[i] == param(7), "step " .. i .. " read " .. tostring(got[i])) end
+end
 -- a statement still active blocks a schema change: what the next checks rely on
 do
   local iter, state, _, cursor <close> = h:rows("SELECT a FROM scratch")
