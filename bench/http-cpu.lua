@@ -11,38 +11,10 @@ local task = require("metasync.task")
 local n = math.tointeger(tonumber(arg and arg[1]) or 5000)
 local rounds = math.tointeger(tonumber(arg and arg[2]) or 5)
 local inflight = math.tointeger(tonumber(arg and arg[3]) or 64)
-local sectigo = assert(os.getenv("METASYNC_SIM_SECTIGO"), "run through tests/with-sim.sh")
-local keyfactor = assert(os.getenv("METASYNC_SIM_KEYFACTOR"), "run through tests/with-sim.sh")
-
-local function b64(s)
-  local abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-  return (s:gsub(".", function(c)
-    local b, o = c:byte(), ""
-    for i = 8, 1, -1 do o = o .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and "1" or "0") end
-    return o
-  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
-    if #x < 6 then return "" end
-    local c = 0
-    for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
-    return abc:sub(c + 1, c + 1)
-  end) .. ({ "", "==", "=" })[#s % 3 + 1]
-end
-
-local SC_HEADERS = { login = "sim-admin", password = "sim-password", customerUri = "sim-customer",
-  Accept = "application/json" }
-local KF_HEADERS = { Authorization = "Basic " .. b64("DOMAIN\\sim-admin:sim-password"),
-  ["x-keyfactor-requested-with"] = "APIClient", Accept = "application/json",
-  ["Content-Type"] = "application/json" }
-local SC_PUT_HEADERS = { login = "sim-admin", password = "sim-password",
-  customerUri = "sim-customer", Accept = "application/json", ["Content-Type"] = "application/json" }
-
--- Ids that exist (the generated world skips some), from the list endpoint, 200 a page.
-local ids = {}
-for pos = 0, 800, 200 do
-  local r = assert(http.request { url = sectigo .. "/api/ssl/v1?size=200&position=" .. pos, headers = SC_HEADERS })
-  for id in r.body:gmatch('"sslId":(%d+)') do ids[#ids + 1] = tonumber(id) end
-end
-assert(#ids > 0, "no certificates listed")
+local sim = dofile(((arg and arg[0] or ""):match("^(.*)/") or ".") .. "/simclient.lua")
+local sectigo, keyfactor = sim.sectigo, sim.keyfactor
+local SC_HEADERS, KF_HEADERS, SC_PUT_HEADERS = sim.SC_HEADERS, sim.KF_HEADERS, sim.SC_PUT_HEADERS
+local ids = sim.ids()
 local function sslid(k) return ids[k % #ids + 1] end
 -- Keyfactor ids run 1..count.
 local function kfid(k) return k % math.min(#ids, 900) + 1 end

@@ -17,24 +17,14 @@ local n = math.tointeger(tonumber(arg and arg[1]) or 5000)
 local works = {}
 for w in tostring(arg and arg[2] or "0,50,100,200"):gmatch("[^,]+") do works[#works + 1] = assert(tonumber(w), "WORK: a list of µs") end
 local inflight = math.tointeger(tonumber(arg and arg[3]) or 64)
-local sectigo = assert(os.getenv("METASYNC_SIM_SECTIGO"), "run through tests/with-sim.sh")
-local keyfactor = assert(os.getenv("METASYNC_SIM_KEYFACTOR"), "run through tests/with-sim.sh")
-
--- The simulator's credentials (tests/sim/README.md); Keyfactor's is Basic DOMAIN\sim-admin.
-local SC = { login = "sim-admin", password = "sim-password", customerUri = "sim-customer", Accept = "application/json" }
-local KF = { Authorization = "Basic " .. "RE9NQUlOXHNpbS1hZG1pbjpzaW0tcGFzc3dvcmQ=",
-  ["x-keyfactor-requested-with"] = "APIClient", Accept = "application/json", ["Content-Type"] = "application/json" }
+local sim = dofile(((arg and arg[0] or ""):match("^(.*)/") or ".") .. "/simclient.lua")
+local sectigo, keyfactor, SC, KF = sim.sectigo, sim.keyfactor, sim.SC_HEADERS, sim.KF_HEADERS
 
 local faults = assert(http.request { url = sectigo .. "/__sim/faults" })
 local latency = (json.decode(faults.body).global or {}).latency_ms or 0
 assert(latency > 0, "start the simulator with --latency-ms (the floor needs a latency)")
 
-local ids = {}
-for pos = 0, 800, 200 do
-  local r = assert(http.request { url = sectigo .. "/api/ssl/v1?size=200&position=" .. pos, headers = SC })
-  for id in r.body:gmatch('"sslId":(%d+)') do ids[#ids + 1] = tonumber(id) end
-end
-assert(#ids > 0, "no certificates listed")
+local ids = sim.ids()
 
 -- A busy loop of plain arithmetic (os.clock is a system call, too slow to spin on), calibrated.
 local function spin(k) local x = 0 for i = 1, k do x = x + i % 7 end return x end
