@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
+
 #define DB_MT "metasync.db"
 #define CURSOR_MT "metasync.db.cursor"
 #define CACHE_SIZE 32
@@ -307,7 +309,7 @@ static void group_row(lua_State *L, sqlite3_stmt *stmt, int t) {
 
 /* ---------------------------------------------------------------- run, row, all */
 
-enum { Q_RUN, Q_ROW, Q_ALL, Q_GROUP };
+enum { Q_RUN, Q_ROW, Q_ALL, Q_GROUP, Q_MAP };
 
 /* The body of run/row/all, under lua_pcall from guarded: stack = handle, sql, values... */
 static int query(lua_State *L, int mode) {
@@ -327,15 +329,30 @@ static int query(lua_State *L, int mode) {
     }
     n = 0; /* no names: a group is keyed by the values */
     luaL_checkstack(L, 8, "db: group");
+  } else if (mode == Q_MAP) {
+    if (n != 2) {
+      errfmt(msg, "map needs a statement of exactly two columns", sql);
+      return raise(L, msg);
+    }
+    n = 0;
   }
   push_names(L, stmt, n);
-  if (mode == Q_ALL || mode == Q_GROUP) lua_newtable(L);
+  if (mode == Q_ALL || mode == Q_GROUP || mode == Q_MAP) lua_newtable(L);
   int t = lua_gettop(L);
   lua_Integer count = 0;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     if (mode == Q_RUN) continue; /* RETURNING rows: the statement still runs to its end */
     if (mode == Q_GROUP) {
       group_row(L, stmt, t);
+      continue;
+    }
+    if (mode == Q_MAP) {
+      int tk = sqlite3_column_type(stmt, 0), tv = sqlite3_column_type(stmt, 1);
+      if (tk != SQLITE_NULL && tv != SQLITE_NULL) {
+        push_col(L, stmt, 0, tk);
+        push_col(L, stmt, 1, tv);
+        lua_rawset(L, t);
+      }
       continue;
     }
     push_row(L, stmt, names, n);
@@ -346,7 +363,7 @@ static int query(lua_State *L, int mode) {
     errfmt(msg, sqlite3_errmsg(d->db), sql);
     return raise(L, msg);
   }
-  if (mode == Q_GROUP) lua_settop(L, t);
+  if (mode == Q_GROUP || mode == Q_MAP) lua_settop(L, t);
   if (mode == Q_ROW) lua_pushnil(L);
   /* sqlite3_changes keeps counting the last INSERT/UPDATE/DELETE: for anything else, or when
    * nothing changed, report 0 rather than a stale count. */
@@ -475,6 +492,10 @@ static int m_all(lua_State *L) { return guarded(L, w_all); }
  * three columns: rows of (key, name, value) gathered per key without a table per row, which
  * is how the sync state reads the baselines of a batch of certificates. */
 static int m_group(lua_State *L) { return guarded(L, w_group); }
+/* h:map(sql, ...) -> {[first column] = second column} (rows with a NULL in either are left
+ * out; a repeated key keeps its last value) */
+static int w_map(lua_State *L) { return query(L, Q_MAP); }
+static int m_map(lua_State *L) { return guarded(L, w_map); }
 /* h:batch(one, many, per, width, t, first, count) -> rows changed: count rows of width values
  * each, read from t[first], t[first + 1], ... (false binds NULL; a nil is an error): groups of per rows
  * through the multi-row statement many (per x width parameters), the rest through one (width
@@ -687,6 +708,7 @@ static int l_open(lua_State *L) {
               SQLITE_OPEN_NOMUTEX;
   int rc = sqlite3_open_v2(path, &d->db, flags, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(d->db, (int)timeout);
+  if (rc == SQLITE_OK) rc = digest_register(d->db);
   /* Reading the schema version makes a file that is not a database fail here, not at first use. */
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(d->db, "PRAGMA foreign_keys = ON; PRAGMA schema_version", NULL, NULL, NULL);
@@ -712,6 +734,7 @@ int luaopen_metasync_db(lua_State *L) {
                                      {"row", m_row},
                                      {"all", m_all},
                                      {"group", m_group},
+                                     {"map", m_map},
                                      {"batch", m_batch},
                                      {"rows", m_rows},
                                      {"begin", m_begin},

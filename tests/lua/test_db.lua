@@ -75,6 +75,35 @@ assert(g["7"].x == 5 and g["7"].y == nil and g[7].x == 6 and g[7].y == 7)
 assert(g[""].x == 10 and g[""].y == 11)
 fails("^db: group needs a statement of exactly three columns", h.group, h, "SELECT 1, 2")
 
+-- map: (key, value) rows as one table; a NULL in either leaves the row out, a repeated key
+-- keeps its last value
+local m = h:map([[SELECT 'a', 1 UNION ALL SELECT 'b', NULL UNION ALL SELECT NULL, 3 UNION ALL SELECT 'a', 2
+  UNION ALL SELECT 7, 'seven' UNION ALL SELECT 'c', -9223372036854775807 - 1]])
+assert(m.a == 2 and m.b == nil and m[7] == "seven" and m.c == math.mininteger, "map")
+keys = 0
+for _ in pairs(m) do keys = keys + 1 end
+assert(keys == 3, "a, 7 and c")
+assert(next(h:map("SELECT 1, 2 WHERE ?1", 0)) == nil)
+fails("^db: map needs a statement of exactly two columns", h.map, h, "SELECT 1, 2, 3")
+
+-- pairs_digest: the same set of pairs in any order is the same number; a different value, a
+-- name moved between name and value, or another key is another; NULLs and, with a list of
+-- names, unlisted names add nothing; no rows is 0
+local function dg(sql, ...) return h:row("SELECT pairs_digest(k, n, v" .. (select("#", ...) > 0 and ", ?1" or "")
+  .. ") AS d FROM (" .. sql .. ")", ...).d end
+local ab = dg("SELECT 5 AS k, 'A' AS n, '1' AS v UNION ALL SELECT 5, 'B', '2'")
+assert(math.type(ab) == "integer" and ab ~= 0)
+assert(dg("SELECT 5 AS k, 'B' AS n, '2' AS v UNION ALL SELECT 5, 'A', '1'") == ab, "order")
+assert(dg("SELECT 5 AS k, 'A' AS n, '1' AS v UNION ALL SELECT 5, 'B', '3'") ~= ab, "a value")
+assert(dg("SELECT 5 AS k, 'A1' AS n, '' AS v UNION ALL SELECT 5, 'B', '2'") ~= ab, "the split of name and value")
+assert(dg("SELECT 6 AS k, 'A' AS n, '1' AS v UNION ALL SELECT 6, 'B', '2'") ~= ab, "the key")
+assert(dg("SELECT 5 AS k, 'A' AS n, '1' AS v UNION ALL SELECT 5, 'B', '2' UNION ALL SELECT 5, NULL, 'x'"
+  .. " UNION ALL SELECT 5, 'C', NULL") == ab, "NULLs")
+assert(dg("SELECT 5 AS k, 'A' AS n, '1' AS v UNION ALL SELECT 5, 'B', '2' UNION ALL SELECT 5, 'C', '3'",
+  "A\0B\0") == ab, "an unlisted name")
+assert(dg("SELECT 5 AS k, 'A' AS n, '1' AS v UNION ALL SELECT 5, 'B', '2'", "A\0") ~= ab, "a listed name only")
+assert(dg("SELECT 5 AS k, 'A' AS n, '1' AS v WHERE 0") == 0, "no rows")
+
 -- batch: rows straight from a flat table, groups through the multi-row statement and the rest
 -- one by one, false and nil as NULL, from any starting slot; a bad value or a statement of the
 -- wrong width is an error that names no value
