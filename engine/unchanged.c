@@ -41,6 +41,7 @@
 #include <lua.h>
 #include <string.h>
 
+#include "digest.h"
 #include "modules.h"
 
 /* Reads t[key] for the key on top of the stack, replacing it with the value, as Lua would read
@@ -284,9 +285,22 @@ static int stock_same(lua_State *L, int entry, int raw, int old) {
   return 1;
 }
 
+/* A pair's digest in the making (settle_digest): the XOR of its agreed pairs' hashes. */
+typedef struct {
+  uint64_t key, acc;
+} Digest;
+
 /* The baseline's check of an agreed value on top of the stack: 1 when base (if any) holds it
- * under entry[2]. */
-static int in_base(lua_State *L, int entry, int base) {
+ * under entry[2]. With dg, the pair (entry[2], value) goes into the digest instead, which the
+ * caller compares with the baseline's once every field is in. */
+static int in_base(lua_State *L, int entry, int base, Digest *dg) {
+  if (dg) {
+    size_t nn, nv;
+    if (lua_type(L, -1) != LUA_TSTRING || lua_rawgeti(L, entry, 2) != LUA_TSTRING) return 0;
+    const char *name = lua_tolstring(L, -1, &nn), *value = lua_tolstring(L, -2, &nv);
+    dg->acc ^= digest_pair(dg->key, name, nn, value, nv);
+    return 1;
+  }
   if (!base) return 1;
   lua_rawgeti(L, entry, 2);
   if (!get(L, base)) return 0;
@@ -295,7 +309,7 @@ static int in_base(lua_State *L, int entry, int base) {
 
 /* One field: 1 = settled (no value, or the same and already the baseline), 0 = pending. */
 static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int dst, int memo, int base,
-                 int from_entry) {
+                 int from_entry, Digest *dg) {
   int top = lua_gettop(L);
   int ok;
   lua_rawgeti(L, entry, 4);
@@ -331,7 +345,7 @@ static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int 
   if (!scalar(lua_type(L, raw))) return 0;
   if (!lua_isnil(L, old) && !scalar(lua_type(L, old))) return 0;
   /* Unique values (an id, a date) are never remembered: the stock rule settles those. */
-  if (stock_same(L, entry, raw, old)) return in_base(L, entry, base);
+  if (stock_same(L, entry, raw, old)) return in_base(L, entry, base, dg);
   lua_rawgeti(L, entry, 1);
   if (lua_rawget(L, memo) != LUA_TTABLE) return 0; /* memo[f] */
   lua_pushvalue(L, raw);
@@ -342,7 +356,7 @@ static int field(lua_State *L, int entry, int novalue, int mapkey, int src, int 
   if (t != LUA_TTABLE) return 0;
   lua_pushliteral(L, "same");
   if (lua_rawget(L, -2) != LUA_TSTRING) return 0; /* a change, or a value text() would convert */
-  return in_base(L, entry, base);
+  return in_base(L, entry, base, dg);
 }
 
 static int l_pending(lua_State *L) {
@@ -364,7 +378,7 @@ static int l_pending(lua_State *L) {
   lua_Integer n = luaL_len(L, 1), left = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     int settled = 0;
-    if (lua_rawgeti(L, 1, i) == LUA_TTABLE) settled = field(L, 9, 6, 7, 2, 3, 4, base, from_entry);
+    if (lua_rawgeti(L, 1, i) == LUA_TTABLE) settled = field(L, 9, 6, 7, 2, 3, 4, base, from_entry, NULL);
     lua_settop(L, 8);
     if (!settled) {
       if (lua_isnil(L, 8)) {
@@ -378,52 +392,83 @@ static int l_pending(lua_State *L) {
   return 1;
 }
 
-/* unchanged.settle(plan, b, from, to, memo, bases) -> n: pending() for a batch of pairs from a
- * bulk index, answering only "every field settled?". b holds four slots a pair (the target
- * record, its key, the source's id, its entry or false); from and to bound the slots read. A
- * pair with an entry, a key whose baseline is in bases (a table: the baselines read ahead for
- * the batch), and every field settled is done: b[i] (its record) becomes false and its baseline
- * leaves bases. n counts those. Every other pair is left as it was, for the caller's Lua. Why:
- * on a run that changes nothing, the Lua calls around pending() for each pair (the baseline's
- * lookup, the plan check, the call) were the largest share of the CPU left. */
-static int l_settle(lua_State *L) {
+/* unchanged.settle(plan, b, from, to, memo, bases[, touched]) -> n: pending() for a batch of
+ * pairs from a bulk index, answering only "every field settled?". b holds four slots a pair
+ * (the target record, its key, the source's id, its entry or false); from and to bound the
+ * slots read. A pair with an entry, a key whose baseline is in bases (a table: the baselines
+ * read ahead for the batch), and every field settled is done: b[i] (its record) becomes false
+ * and its baseline leaves bases; touched (a list), if given, gets its key. n counts those.
+ * Every other pair is left as it was, for the caller's Lua. Why: on a run that changes
+ * nothing, the Lua calls around pending() for each pair (the baseline's lookup, the plan
+ * check, the call) were the largest share of the CPU left.
+ *
+ * unchanged.settle_digest(plan, b, from, to, memo, digests, key) -> n: the same, where what a
+ * pair's baseline holds is known only by its digest (engine/digest.h under key, an integer):
+ * digests[pair's key] = the digest of its baseline's pairs for the plan's names. A pair is
+ * done when every field is settled and the digest of its agreed (name, value) pairs is that
+ * one. Why: reading a pair's baseline rows (about eight, in a table far larger than SQLite's
+ * cache) was a fifth of a no-op run; its digest is one row of a small table. */
+static int settle(lua_State *L, int with_digest) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer from = luaL_checkinteger(L, 3), to = luaL_checkinteger(L, 4);
   luaL_checktype(L, 5, LUA_TTABLE);
   luaL_checktype(L, 6, LUA_TTABLE);
   luaL_argcheck(L, from >= 1 && to <= LUA_MAXINTEGER - 4, 3, "slots out of range");
-  lua_settop(L, 6);
+  Digest dg = {0, 0};
+  int touched = 0;
+  if (with_digest) {
+    dg.key = (uint64_t)luaL_checkinteger(L, 7);
+  } else if (!lua_isnoneornil(L, 7)) {
+    luaL_checktype(L, 7, LUA_TTABLE);
+    touched = 7;
+  }
+  lua_settop(L, 7);
   luaL_checkstack(L, 40, "metasync.unchanged");
-  lua_getfield(L, 1, "novalue"); /* 7 */
-  lua_getfield(L, 1, "map");     /* 8 */
-  lua_Integer n = luaL_len(L, 1), done = 0;
+  lua_getfield(L, 1, "novalue"); /* 8 */
+  lua_getfield(L, 1, "map");     /* 9 */
+  lua_Integer n = luaL_len(L, 1), done = 0, ntouched = touched ? luaL_len(L, touched) : 0;
   for (lua_Integer i = from; i <= to; i += 4) {
-    int all = lua_rawgeti(L, 2, i) == LUA_TTABLE;               /* 9: the record */
-    all = lua_rawgeti(L, 2, i + 1) == LUA_TSTRING && all;        /* 10: its key */
-    all = lua_rawgeti(L, 2, i + 3) == LUA_TTABLE && all;         /* 11: the entry */
-    lua_pushvalue(L, 10);
-    all = lua_rawget(L, 6) == LUA_TTABLE && all;                 /* 12: the baseline */
+    int all = lua_rawgeti(L, 2, i) == LUA_TTABLE;               /* 10: the record */
+    all = lua_rawgeti(L, 2, i + 1) == LUA_TSTRING && all;        /* 11: its key */
+    all = lua_rawgeti(L, 2, i + 3) == LUA_TTABLE && all;         /* 12: the entry */
+    lua_pushvalue(L, 11);
+    /* 13: the baseline, or its digest */
+    all = lua_rawget(L, 6) == (with_digest ? LUA_TNUMBER : LUA_TTABLE) && all;
+    int isint = 1;
+    uint64_t want = with_digest ? (uint64_t)lua_tointegerx(L, 13, &isint) : 0;
+    all = all && isint;
+    dg.acc = 0;
     for (lua_Integer f = 1; all && f <= n; f++) {
-      all = lua_rawgeti(L, 1, f) == LUA_TTABLE && field(L, 13, 7, 8, 11, 9, 5, 12, 1);
-      lua_settop(L, 12);
+      all = lua_rawgeti(L, 1, f) == LUA_TTABLE &&
+            field(L, 14, 8, 9, 12, 10, 5, with_digest ? 0 : 13, 1, with_digest ? &dg : NULL);
+      lua_settop(L, 13);
     }
+    if (all && with_digest) all = dg.acc == want;
     if (all) {
       lua_pushboolean(L, 0);
       lua_rawseti(L, 2, i);
-      lua_pushvalue(L, 10);
+      lua_pushvalue(L, 11);
       lua_pushnil(L);
       lua_rawset(L, 6);
+      if (touched) {
+        lua_pushvalue(L, 11);
+        lua_rawseti(L, touched, ++ntouched);
+      }
       done++;
     }
-    lua_settop(L, 8);
+    lua_settop(L, 9);
   }
   lua_pushinteger(L, done);
   return 1;
 }
 
+static int l_settle(lua_State *L) { return settle(L, 0); }
+static int l_settle_digest(lua_State *L) { return settle(L, 1); }
+
 int luaopen_metasync_unchanged(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"pending", l_pending}, {"settle", l_settle}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"pending", l_pending}, {"settle", l_settle},
+                                     {"settle_digest", l_settle_digest}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

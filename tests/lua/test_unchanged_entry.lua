@@ -2,7 +2,8 @@
 -- reading the details-shaped doc made of that entry (bulk.doc), over random report rows,
 -- fields of every kind and case, memos and baselines: pair.sctokf then needs no doc for a
 -- pair that needs nothing. unchanged.settle, over a batch, settles exactly the pairs it
--- leaves no field of. Then pair.sctokf over entries: the doc is made only for pairs with
+-- leaves no field of, and unchanged.settle_digest only such pairs, by the digest of their
+-- baseline. Then pair.sctokf over entries: the doc is made only for pairs with
 -- a field left to the Lua.
 local unchanged = require("metasync.unchanged")
 local fields = require("metasync.fields")
@@ -28,6 +29,11 @@ local function row()
 end
 
 local checked, settled, left, direct_reads, settled_batches = 0, 0, 0, 0, 0
+local digest_settled, digest_missed = 0, 0
+-- the state store's digests are SQL's pairs_digest (engine/digest.h), which settle_digest matches
+local sql = assert(require("metasync.db").open(":memory:"))
+sql:exec("CREATE TABLE t (name TEXT PRIMARY KEY, value TEXT)")
+local KEY = 0x5eed1234abcd
 for _ = 1, 3000 do
   local list, seen = {}, {}
   for _ = 1, R(1, 5) do
@@ -89,6 +95,32 @@ for _ = 1, 3000 do
       else
         assert(n == 0 and batch[5] == kf and bases.K1 == b, "settle settled a pair pending() leaves")
       end
+      -- settle_digest, given the digest of this baseline's rows (as the state store computes
+      -- it, in SQL), settles only pairs that settle() settles, and settles them when the
+      -- baseline holds nothing but the values the pair agrees on
+      local names = {}
+      for _, f in ipairs(list) do names[#names + 1] = f.keyfactor end
+      sql:run("DELETE FROM t")
+      local nrows = 0
+      for k, v in pairs(base) do sql:run("INSERT INTO t VALUES (?, ?)", k, v); nrows = nrows + 1 end
+      local d = sql:row("SELECT pairs_digest(?, name, value, ?) AS d FROM t", KEY, table.concat(names, "\0") .. "\0").d
+      local batch2 = { other, "K0", 1, false, kf, "K1", 1, e, other, "K2", 1, e }
+      local digests = { K0 = d, K1 = d }
+      local n2 = unchanged.settle_digest(pe, batch2, 1, 12, memo, digests, KEY)
+      assert(batch2[1] == other and batch2[9] == other and digests.K0 == d, "settle_digest touched a pair it cannot settle")
+      if n2 == 1 then
+        assert(got == nil and batch2[5] == false and digests.K1 == nil, "settle_digest settled a pair pending() leaves")
+        if nrows > 0 then digest_settled = digest_settled + 1 end
+        -- another file's key: the same values are not the same digest
+        if nrows > 0 then
+          local batch3 = { other, "K0", 1, false, kf, "K1", 1, e, other, "K2", 1, e }
+          assert(unchanged.settle_digest(pe, batch3, 1, 12, memo, { K1 = d }, KEY + 1) == 0, "a digest under another key")
+        end
+      else
+        assert(n2 == 0 and batch2[5] == kf and digests.K1 == d, "settle_digest: " .. n2)
+        -- when settle() settles it, the baseline holds a value for a field that has none now
+        if got == nil then digest_missed = digest_missed + 1 end
+      end
     end
     checked = checked + 1
     left = left + (want and #want or 0)
@@ -98,6 +130,9 @@ end
 assert(checked > 2000 and settled > 2000 and left > 1000, string.format("%d checked, %d settled, %d left", checked, settled, left))
 assert(direct_reads > 1000, "direct reads checked: " .. direct_reads)
 assert(settled_batches > 200, "pairs settled in a batch: " .. settled_batches)
+assert(digest_settled > 100 and digest_missed > 10,
+  string.format("settled by digest with a baseline %d, not settled by digest %d", digest_settled, digest_missed))
+sql:close()
 -- slots beyond the batch are nothing; a range that would wrap is refused
 assert(unchanged.settle(fields.lookup_plan({}, NOVALUE, true), {}, 1, 8, {}, {}) == 0)
 assert(not pcall(unchanged.settle, {}, {}, 0, 4, {}, {}))
