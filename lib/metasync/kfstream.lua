@@ -24,13 +24,14 @@ M.BATCH = BATCH
 -- entry) -> true | false[, base, left]: asked first for a pair from a bulk index; true settles
 -- the pair there (it needs nothing), so its table, task closure and report calls are never
 -- made; otherwise what it learnt goes with the pair (p.base, p.left) to work(). quick may
--- also be {one = that function, batch = fn(ctx, policy, b, from, to)}: batch is asked first
--- for a batch's slots from..to (four a pair: kf, serial, sslId, entry or false) once their
--- baselines are read, and sets the kf slot of each pair it settled to false.
+-- also be {one = that function, batch = fn(ctx, policy, b, from, to), digest = fn(same)}:
+-- batch is asked first for a batch's slots from..to (four a pair: kf, serial, sslId, entry or
+-- false) once their baselines are read, and sets the kf slot of each pair it settled to false;
+-- digest is asked the same before that, and the pairs it settles have no baseline read.
 function M.run(ctx, policy, index, work, limit, quick)
   local r = ctx.report
-  local batch
-  if type(quick) == "table" then quick, batch = quick.one, quick.batch end
+  local batch, digest
+  if type(quick) == "table" then quick, batch, digest = quick.one, quick.batch, quick.digest end
   local q = policy.keyfactor_query(ctx)
   q.page_size = q.page_size or ctx.cfg.keyfactorPageSize
   q.fields = q.fields or policy.keyfactor_fields
@@ -85,9 +86,14 @@ function M.run(ctx, policy, index, work, limit, quick)
         error(stop, 0)
       end
       local last = math.min(n, c + 4 * BATCH - 1)
+      -- (digest settles the pairs whose baseline digests say enough, so only the rest have
+      -- their baselines read)
+      if digest then pcall(digest, ctx, policy, b, c, last) end
       if ctx.state then
         local serials = {}
-        for i = c + 1, last, 4 do serials[#serials + 1] = b[i] end
+        for i = c, last, 4 do
+          if b[i] then serials[#serials + 1] = b[i + 1] end
+        end
         ctx.state:prefetch(serials)
       end
       -- (a batch that trips leaves its pairs to quick, one by one)

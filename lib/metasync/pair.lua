@@ -114,6 +114,11 @@ local function settle_unchanged(ctx, p, agreed, base)
   if not ctx.dry_run then
     base = base or ctx.state:baseline(p.serial)
     for key, v in pairs(agreed) do remember(ctx, p, base, key, v) end
+    -- Its digest, when the run keeps them and it has none, so that the next run settles it
+    -- natively. (One it has was computed from these rows, which remember() left as they
+    -- were or changed, which recomputes it anyway.)
+    local known = ctx.digests
+    if known and known[p.serial] == nil then ctx.state:touch(p.serial) end
   end
   ctx.report:unchanged_pair(p)
 end
@@ -206,6 +211,8 @@ local function pending(ctx, policy, kf, d, base, entry)
   if plan.off then return false end
   return unchanged.pending(plan, d, kf, memo_of(ctx), base, entry)
 end
+-- (for metasync.quick, which settles pairs before they are made)
+M.current_plan, M.pending, M.memo_of = current_plan, pending, memo_of
 
 -- sctokf: Sectigo custom and manual fields -> Keyfactor metadata. src: the details-shaped
 -- doc, or with from_entry the pair's bulk entry, whose doc (p.doc) is then made only when a
@@ -257,40 +264,6 @@ local function sctokf(ctx, policy, p, src, spawn, from_entry)
     keyfactor_id = id, sectigo_id = p.ssl_id,
     label = p.kf.IssuedCN, changes = changes, problems = problems, agreed = agreed,
     write = function() return ctx.keyfactor:update_metadata(id, payload) end }, spawn, base)
-end
-
--- sctokf_settled(ctx, policy, kf, serial, entry) -> true when a pair from a bulk index needs
--- nothing (the usual case of a no-op run), counted as unchanged; else false, with what was
--- learnt for the pair's full path ({base =, left =}) or nothing. kfstream asks this before it
--- makes a pair's table, its task closures and its report calls: only when no --report rows
--- are kept and nothing else needs a pair's life (a dry run prints its plan).
-function M.sctokf_settled(ctx, policy, kf, serial, entry)
-  if ctx.index.need_details or ctx.dry_run then return false end
-  local base = ctx.state:baseline(serial)
-  local left = pending(ctx, policy, kf, entry, base, true)
-  if left == nil then
-    local r = ctx.report
-    r.unchanged = r.unchanged + 1
-    return true
-  end
-  return false, base, left
-end
-
--- sctokf_settle_batch(ctx, policy, b, from, to): sctokf_settled for the pairs in slots from..to
--- of a batch (four slots a pair: kf, serial, sslId, entry or false) at once, natively
--- (metasync.unchanged.settle), after their baselines were read ahead: each pair that needs
--- nothing is counted as unchanged and its kf slot set to false; the rest are left as they were.
-function M.sctokf_settle_batch(ctx, policy, b, from, to)
-  -- (only a bulk index has entries, and slots)
-  if not ctx.index.slots or ctx.index.need_details or ctx.dry_run then return end
-  local bases = ctx.state:prefetched()
-  if not bases then return end
-  local plan = current_plan(ctx, policy, true)
-  if plan.off then return end
-  local n = unchanged.settle(plan, b, from, to, memo_of(ctx), bases)
-  ctx.state:taken(n)
-  local r = ctx.report
-  r.unchanged = r.unchanged + n
 end
 
 function M.sctokf(ctx, policy, p, spawn)

@@ -10,6 +10,7 @@ local fieldset = require("metasync.fieldset")
 local scindex = require("metasync.scindex")
 local kfstream = require("metasync.kfstream")
 local pair = require("metasync.pair")
+local quick_settle = require("metasync.quick")
 local twoway = require("metasync.twoway")
 local limit = require("metasync.limit")
 local signals = require("metasync.signals")
@@ -26,7 +27,7 @@ end
 
 local WORK = { sctokf = pair.sctokf, kftosc = pair.kftosc, sync = twoway.sync }
 -- What settles a pair that needs nothing before its table and task are made (see kfstream).
-local QUICK = { sctokf = { one = pair.sctokf_settled, batch = pair.sctokf_settle_batch } }
+local QUICK = { sctokf = quick_settle.sctokf }
 
 local stages
 
@@ -149,6 +150,8 @@ function stages(ctx, policy)
     ctx.report:listing_failed(msg)
   end
   log.info("sync", "%d certificates updated, %d failed", ctx.report.updated, #ctx.report.failed)
+  log.debug("state", "baselines read for %d certificates; %d settled by their baselines' digests",
+    ctx.state.baselines_read or 0, ctx.digest_settled or 0)
 
   -- 8. The summary; the exit code says whether everything succeeded.
   return ctx.report:finish()

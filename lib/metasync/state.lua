@@ -10,6 +10,7 @@
 local db = require("metasync.db")
 local task = require("metasync.task")
 local log = require("metasync.log")
+local digests = require("metasync.digests")
 
 local M = {}
 local Store = {}
@@ -38,17 +39,24 @@ CREATE TABLE IF NOT EXISTS journal (
   serial TEXT, sectigo_id INTEGER, keyfactor_id INTEGER, field TEXT, old TEXT, new TEXT,
   result TEXT NOT NULL, detail TEXT);
 CREATE INDEX IF NOT EXISTS journal_run ON journal (run, seq);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '2');
+CREATE TABLE IF NOT EXISTS digest_scope (id INTEGER PRIMARY KEY, fields TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS digest (
+  serial TEXT NOT NULL, scope INTEGER NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (serial, scope)) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '3');
 ]]
 
-local SCHEMA_VERSION = "2"
+-- Version 3 adds the digests (metasync.digests): a version 2 file gains the tables as it is
+-- opened for writing, and needs nothing else. Version 2 programs refuse a version 3 file, as they must:
+-- they would change baselines without updating their digests.
+local SCHEMA_VERSION = "3"
 
--- migrate_1(h) -> true | nil, message: version 1 -> 2, in one transaction (the columns the
--- baseline no longer keeps are dropped; a failure leaves the file at version 1).
-local function migrate_1(h)
+-- migrate(h, from) -> true | nil, message: version 1 or 2 -> 3, in one transaction (from 1, the
+-- columns the baseline no longer keeps are dropped; a failure leaves the file as it was).
+local function migrate(h, from)
   h:begin("immediate")
   local ok, err = pcall(function()
-    h:exec("ALTER TABLE baseline DROP COLUMN run; ALTER TABLE baseline DROP COLUMN at;")
+    if from == "1" then h:exec("ALTER TABLE baseline DROP COLUMN run; ALTER TABLE baseline DROP COLUMN at;") end
     h:run("UPDATE meta SET value = ? WHERE key = 'schema'", SCHEMA_VERSION)
   end)
   if ok then h:commit(); return true end
@@ -85,7 +93,8 @@ function M.open(path, opts)
   opts = opts or {}
   local s = setmetatable({ path = path, bq = {}, bn = 0, bdel = {}, jq = {}, jn = 0, ops = 0, last_flush = task.now(),
     flush_seconds = tonumber(opts.flush_seconds) or FLUSH_SECONDS,
-    readonly = opts.readonly, run = nil, writes = 0, cached = 0 }, Store)
+    readonly = opts.readonly, run = nil, writes = 0, cached = 0, touched = {}, ntouched = 0,
+    baselines_read = 0 }, Store)
   if opts.readonly then
     if not exists(path) then s.empty = true; return s end
     local h, err = db.open(path, { readonly = true })
@@ -111,16 +120,23 @@ function M.open(path, opts)
   end
   local ok, v = pcall(s.h.row, s.h, "SELECT value FROM meta WHERE key = 'schema'")
   if not ok or not v then s.h:close(); return nil, string.format("%s: not a metasync state file", path) end
-  if v.value ~= "1" and v.value ~= SCHEMA_VERSION then
+  if v.value ~= "1" and v.value ~= "2" and v.value ~= SCHEMA_VERSION then
     s.h:close()
     return nil, string.format("%s: state schema %s is newer than this metasync understands (%s)", path,
       tostring(v.value), SCHEMA_VERSION)
   end
-  -- A version 1 file is read as it is (a read-only open changes nothing), and upgraded by the
+  -- An older file is read as it is (a read-only open changes nothing), and upgraded by the
   -- first open that may write it.
-  if v.value == "1" and not opts.readonly then
-    local mok, merr = migrate_1(s.h)
-    if not mok then s.h:close(); return nil, string.format("%s: upgrading the state schema from 1: %s", path, merr) end
+  if v.value ~= SCHEMA_VERSION and not opts.readonly then
+    local mok, merr = migrate(s.h, v.value)
+    if not mok then
+      s.h:close()
+      return nil, string.format("%s: upgrading the state schema from %s: %s", path, v.value, merr)
+    end
+  end
+  if not opts.readonly then
+    local kok, kerr = pcall(digests.open, s)
+    if not kok then s.h:close(); return nil, string.format("%s: %s", path, tostring(kerr)) end
   end
   return s
 end
@@ -164,6 +180,7 @@ function Store:baseline(serial)
     return c
   end
   if not self.h then return EMPTY end
+  self.baselines_read = self.baselines_read + 1
   local rows = self.h:all("SELECT field, value FROM baseline WHERE serial = ?", serial)
   if #rows == 0 then return EMPTY end
   local out = {}
@@ -183,6 +200,7 @@ function Store:prefetch(serials)
   local cache = self.cache
   if not cache or self.cached > CACHE_MAX then cache = {}; self.cache = cache; self.cached = 0 end
   local args = {}
+  self.baselines_read = self.baselines_read + #serials
   for i = 1, #serials, BATCH do
     local n = 0
     for j = i, math.min(i + BATCH - 1, #serials) do
@@ -196,6 +214,17 @@ function Store:prefetch(serials)
       if cache[s] == EMPTY then cache[s] = m end
     end
   end
+end
+
+-- Digests of baselines (metasync.digests): set_scope(names) names the run's fields, digests()
+-- reads their digests, touch(serial) asks for a certificate's to be recomputed at the commit.
+function Store:set_scope(names) return digests.set_scope(self, names) end
+function Store:digests() return digests.all(self) end
+function Store:touch(serial)
+  if not self.scope or self.readonly then return end
+  local t = self.touched
+  if not t[serial] then t[serial] = true; self.ntouched = self.ntouched + 1; self.ops = self.ops + 1 end
+  self:maybe_flush()
 end
 
 -- The queue is two flat arrays, one per table, each row its columns in the order they are
@@ -223,6 +252,8 @@ function Store:agree(serial, field, value)
   end
   q[n + 1], q[n + 2], q[n + 3] = serial, field, value
   self.bn, self.ops = n + B_COLS, self.ops + 1
+  local t = self.touched
+  if not t[serial] then t[serial] = true; self.ntouched = self.ntouched + 1 end
   self:maybe_flush()
 end
 
@@ -257,7 +288,7 @@ local JOURNAL_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 local JOURNAL = JOURNAL_COLS .. JOURNAL_ROW
 local JOURNAL_N = JOURNAL_COLS .. string.rep(JOURNAL_ROW, ROWS, ", ")
 
-local function apply(h, bq, bn, bdel, jq, jn)
+local function apply(h, bq, bn, bdel, jq, jn, store, touched)
   local row = 1 -- the next baseline row to write
   for _, d in ipairs(bdel) do
     if d > row then h:batch(UPSERT, UPSERT_N, ROWS, B_COLS, bq, (row - 1) * B_COLS + 1, d - row) end
@@ -268,15 +299,17 @@ local function apply(h, bq, bn, bdel, jq, jn)
   local last = bn // B_COLS
   if last >= row then h:batch(UPSERT, UPSERT_N, ROWS, B_COLS, bq, (row - 1) * B_COLS + 1, last - row + 1) end
   if jn > 0 then h:batch(JOURNAL, JOURNAL_N, ROWS, J_COLS, jq, 1, jn // J_COLS) end
+  if next(touched) then digests.commit(store, touched) end
 end
 
 function Store:flush()
-  if (self.bn == 0 and self.jn == 0) or not self.h then self.last_flush = task.now(); return end
-  local bq, bn, bdel, jq, jn = self.bq, self.bn, self.bdel, self.jq, self.jn
+  if (self.bn == 0 and self.jn == 0 and self.ntouched == 0) or not self.h then self.last_flush = task.now(); return end
+  local bq, bn, bdel, jq, jn, touched = self.bq, self.bn, self.bdel, self.jq, self.jn, self.touched
   self.bq, self.bn, self.bdel, self.jq, self.jn, self.ops = {}, 0, {}, {}, 0, 0
+  self.touched, self.ntouched = {}, 0
   local h = self.h
   h:begin("immediate")
-  local ok, err = pcall(apply, h, bq, bn, bdel, jq, jn)
+  local ok, err = pcall(apply, h, bq, bn, bdel, jq, jn, self, touched)
   if ok then h:commit() else h:rollback(); error(err, 0) end
   self.last_flush = task.now()
 end

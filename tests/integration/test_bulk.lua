@@ -70,6 +70,52 @@ H.eq(oruns.sctokf.rc, 1, "on with the report unavailable: " .. oruns.sctokf.out)
 H.eq(oruns.sctokf.writes, 0, "nothing written when the report is required and missing")
 assert(oruns.sctokf.out:find("Sectigo bulk report failed (sectigoBulkReads is on)", 1, true), oruns.sctokf.out)
 
+-- A no-op sctokf with bulk reads reads no baseline: every pair is settled by its baseline's
+-- digest, which the first run recorded with its writes. A value edited since is still seen,
+-- written back, and only that certificate's baseline is read.
+do
+  -- (the fields whose values the native settle decides: a date, different for every
+  -- certificate, is decided by the Lua, which reads the baseline)
+  local native = { ManualFields = {}, CustomFields = {} }
+  for k, list in pairs(native) do
+    for _, f in ipairs(fields[k]) do
+      if f.keyfactorDataType ~= 3 then list[#list + 1] = f end
+    end
+  end
+  H.reset(world)
+  local ddir = H.config_dir(with("sectigoBulkReads", "on"), native)
+  local function run()
+    H.clear_stats()
+    local rc, out, err, logtext = H.run(ddir, "sctokf", "--log-level debug")
+    H.eq(rc, 0, "sctokf: " .. out .. err)
+    local read, by_digest = logtext:match("baselines read for (%d+) certificates; (%d+) settled by their baselines' digests")
+    assert(read, "the last run's baseline line: " .. logtext:sub(-600))
+    local unchanged = tonumber(out:match("unchanged:%s+(%d+)"))
+    os.remove(H.main_log(ddir)) -- each run's lines alone
+    return H.writes(H.stats()), tonumber(read), tonumber(by_digest), unchanged
+  end
+  local w1 = run()
+  assert(w1 > 100, "the first run writes: " .. w1)
+  local w2, read2, dig2, unchanged2 = run()
+  H.eq(w2, 0, "no-op writes")
+  H.eq(read2, 0, "no-op: baselines read")
+  assert(dig2 > 100 and dig2 == unchanged2, string.format("no-op: %d settled by digest, %d unchanged", dig2, unchanged2))
+  local edited
+  for _, c in ipairs(H.state().keyfactor.certificates) do
+    if c.Metadata and c.Metadata.CostCenter and c.Metadata.CostCenter ~= "" then edited = c; break end
+  end
+  local was = edited.Metadata.CostCenter
+  H.kf_edit(edited.Id, { CostCenter = "edited-by-hand" })
+  local w3, read3, dig3 = run()
+  H.eq(w3, 1, "the edited certificate is written back")
+  H.eq(read3, 1, "only its baseline is read")
+  H.eq(dig3, dig2 - 1, "the others are settled by digest")
+  H.eq(H.kf_cert(H.state(), edited.Id).Metadata.CostCenter, was, "its value is Sectigo's again")
+  local _, read4, dig4 = run()
+  assert(read4 == 0 and dig4 == dig2, string.format("after the write, digests again: %d read, %d", read4, dig4))
+  os.execute("rm -rf " .. H.sh_quote(ddir))
+end
+
 -- a bad value for the key is a configuration error naming it
 local dir = H.config_dir(with("sectigoBulkReads", "sometimes"), fields)
 local rc, out, err = H.run(dir, "sctokf")

@@ -103,6 +103,41 @@ assert(quick_settled == N // 2 and worked == N // 2 - 1 and bad_hand == 0,
 assert(#r.failed == 1 and r.failed[1].reason:find("quick tripped", 1, true), "quick's error fails its pair")
 assert(r.matched == N, "every pair matched: " .. r.matched)
 
+-- quick as {one, batch, digest}: digest is asked first for each batch and settles some pairs
+-- (their kf slot set to false); only the others have their baselines read ahead, then go to
+-- batch, then to one and work()
+kf = world()
+local prefetched, digest_calls, batch_seen, one_seen = {}, 0, 0, 0
+ctx = { cfg = { keyfactorPageSize = 10 }, keyfactor = kf, report = report.new("sctokf"),
+  state = { prefetch = function(_, serials) for _, k in ipairs(serials) do prefetched[k] = true end end } }
+local digest_settled = 0
+err = kfstream.run(ctx, { keyfactor_query = policy.keyfactor_query, include = function() return true end }, entry_index,
+  function(_, _, _, spawn) spawn(function() end) end, LIMIT, {
+    digest = function(c, _, b, from, to)
+      digest_calls = digest_calls + 1
+      for i = from, to, 4 do
+        if b[i].Id % 3 == 0 then b[i] = false; digest_settled = digest_settled + 1; c.report.unchanged = c.report.unchanged + 1 end
+      end
+    end,
+    batch = function(_, _, b, from, to)
+      for i = from, to, 4 do
+        if b[i] then
+          batch_seen = batch_seen + 1
+          assert(prefetched[b[i + 1]], "batch before the baseline was read")
+        end
+      end
+    end,
+    one = function(_, _, kc) one_seen = one_seen + 1; assert(kc.Id % 3 ~= 0, "one() for a pair digest settled"); return true end,
+  })
+assert(err == nil, tostring(err))
+local nread = 0
+for k in pairs(prefetched) do
+  nread = nread + 1
+  assert((tonumber(k, 16) - 4096) % 3 ~= 0, "the baseline of a pair digest settled was read: " .. k)
+end
+assert(digest_calls >= 1 and digest_settled == N // 3 and nread == N - N // 3 and batch_seen == nread
+  and one_seen == nread, string.format("digest %d, read %d, batch %d, one %d", digest_settled, nread, batch_seen, one_seen))
+
 -- The native path: a client with whole pages (page, keep) and an index that shows its map
 -- give the outcome the item-by-item path gave above, with the index's Lua lookup asked only
 -- for the records the native match left (here the unmatched ones), and items the listing

@@ -1,5 +1,6 @@
 -- metasync.state: baseline and journal round trips, batched prefetch, journalDays pruning,
--- run lookup, read-only use before any run, and refusing files that are not a state store.
+-- run lookup, read-only use before any run, refusing files that are not a state store, schema
+-- upgrades, and the baselines' digests kept in step with every change.
 local state = require("metasync.state")
 local db = require("metasync.db")
 
@@ -169,7 +170,7 @@ local cols, schema = columns(v1)
 assert(cols == "serial,field,value,run,at" and schema == "1", "a read-only open leaves version 1: " .. cols)
 st = assert(state.open(v1, { flush_seconds = math.huge }))
 cols, schema = columns(v1)
-assert(cols == "serial,field,value" and schema == "2", "upgraded: " .. cols .. " " .. schema)
+assert(cols == "serial,field,value" and schema == "3", "upgraded: " .. cols .. " " .. schema)
 b = st:baseline("B1")
 assert(b.CostCenter == "CC-9" and b.Env == "Test" and st:baseline("B2").CostCenter == "CC-8", "values kept")
 assert(st.h:row("SELECT count(*) AS n FROM journal WHERE run = 'old1'").n == 1, "journal kept")
@@ -178,5 +179,102 @@ st:agree("B2", "CostCenter", "CC-7")
 st:finish_run(0)
 assert(st:baseline("B2").CostCenter == "CC-7", "an upgraded file takes new rows")
 st:close()
+
+-- Digests (metasync.digests). A store with a scope keeps, for every certificate whose baseline
+-- changed or that it touched, the digest of its rows for the scope's fields.
+local dpath = dir .. "/digests.db"
+local function digest_of(store, serial)
+  local r = store.h:row("SELECT value FROM digest WHERE serial = ? AND scope = ?", serial, store.scope)
+  return r and r.value
+end
+st = assert(state.open(dpath, { flush_seconds = math.huge }))
+st:begin_run("d1", "sctokf", 0)
+st:set_scope({ "Owner", "CostCenter" })
+st:agree("D1", "CostCenter", "CC-1"); st:agree("D1", "Owner", "o@example.com")
+st:agree("D2", "Owner", "o@example.com"); st:agree("D2", "CostCenter", "CC-1") -- the same set, another order
+st:agree("D3", "CostCenter", "CC-2"); st:agree("D3", "Owner", "o@example.com")
+st:agree("D4", "Other", "x") -- no field of the scope: the empty set's digest
+st:flush()
+local all, key = st:digests()
+assert(math.type(key) == "integer" and key == st.key, "the digest key")
+local d1, d2, d3 = all.D1, all.D2, all.D3
+assert(math.type(d1) == "integer" and d1 == d2 and d1 ~= d3 and all.D4 == 0, "digests of sets of pairs")
+assert(all.A1 == nil, "a certificate the store never changed has no digest")
+-- a field outside the scope changes no digest; one inside does
+st:agree("D1", "Other", "y"); st:flush()
+assert(digest_of(st, "D1") == d1, "a field outside the scope")
+st:agree("D1", "CostCenter", "CC-2"); st:flush()
+assert(digest_of(st, "D1") == d3, "D1 now holds what D3 holds")
+st:agree("D1", "CostCenter", nil); st:flush()
+assert(digest_of(st, "D1") ~= d3 and digest_of(st, "D1") ~= 0, "a deleted row leaves the digest")
+-- touch: a certificate whose baseline the store did not change, digested at the next commit
+st.h:run("DELETE FROM digest WHERE serial = 'D3'")
+st:touch("D3"); st:flush()
+assert(digest_of(st, "D3") == d3, "touched: digested again")
+st:finish_run(0)
+st:close()
+-- the key is the file's: the same after reopening
+st = assert(state.open(dpath, { flush_seconds = math.huge }))
+assert(st.key == key, "the key is kept in the file")
+-- A store without a scope (revert, sync, kftosc here) changing a baseline deletes its digests,
+-- and leaves the others'.
+st:begin_run("d2", "revert", 0)
+st:agree("D3", "Owner", "p@example.com")
+st:flush()
+local left = st.h:map("SELECT serial, value FROM digest")
+assert(left.D3 == nil and left.D2 == d2, "a change without a scope deletes that certificate's digest only")
+st:touch("D2"); st:flush() -- (touch without a scope asks nothing)
+assert(st.h:row("SELECT count(*) AS n FROM digest WHERE serial = 'D2'").n == 1, "touch without a scope")
+st:finish_run(0)
+st:close()
+-- A run with another scope: its changes delete the first scope's digests of what they change.
+st = assert(state.open(dpath, { flush_seconds = math.huge }))
+st:begin_run("d3", "kftosc", 0)
+st:set_scope({ "Owner" })
+local s2 = st.scope
+st:agree("D2", "Owner", "q@example.com")
+st:flush()
+local rows = st.h:all("SELECT scope, value FROM digest WHERE serial = 'D2'")
+assert(#rows == 1 and rows[1].scope == s2, "only the changing run's scope is left")
+st:finish_run(0)
+st:close()
+-- Another file has another key: the same values digest differently.
+local other = assert(state.open(dir .. "/other.db", { flush_seconds = math.huge }))
+other:begin_run("o1", "sctokf", 0)
+other:set_scope({ "Owner", "CostCenter" })
+other:agree("D2", "CostCenter", "CC-1"); other:agree("D2", "Owner", "o@example.com")
+other:flush()
+assert(other.key ~= key and other:digests().D2 ~= d2, "a key per file")
+other:finish_run(0)
+other:close()
+-- A read-only open neither makes a key nor reads digests.
+ro = assert(state.open(dpath, { readonly = true }))
+ro:set_scope({ "Owner" })
+assert(ro.key == nil and ro:digests() == nil, "read-only: no digests")
+ro:close()
+-- A version 2 file (no digests) is read as it is, and upgraded by the first open that may write.
+h = assert(db.open(dpath))
+h:exec("DROP TABLE digest; DROP TABLE digest_scope; DELETE FROM meta WHERE key = 'digest_key'; UPDATE meta SET value = '2' WHERE key = 'schema';")
+h:close()
+ro = assert(state.open(dpath, { readonly = true }))
+assert(ro:baseline("D2").Owner == "q@example.com", "a version 2 baseline reads")
+ro:close()
+assert(select(2, columns(dpath)) == "2", "a read-only open leaves version 2")
+st = assert(state.open(dpath, { flush_seconds = math.huge }))
+assert(select(2, columns(dpath)) == "3" and math.type(st.key) == "integer", "upgraded from 2")
+st:begin_run("d4", "sctokf", 0)
+st:set_scope({ "Owner" })
+st:agree("D2", "Owner", "r@example.com")
+st:flush()
+assert(st:digests().D2 and st:baseline("D2").Owner == "r@example.com", "an upgraded file keeps digests")
+st:finish_run(0)
+st:close()
+-- A file of a newer schema is refused, naming both versions.
+local newer = dir .. "/newer.db"
+h = assert(db.open(newer))
+h:exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema', '4');")
+h:close()
+local nst, nerr = state.open(newer)
+assert(not nst and nerr:find("state schema 4 is newer than this metasync understands (3)", 1, true), tostring(nerr))
 cleanup()
 print("ok")
