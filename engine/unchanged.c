@@ -253,11 +253,16 @@ static int stock_same(lua_State *L, int entry, int raw, int old) {
   if (rule == 2 && lua_type(L, raw) == LUA_TNUMBER) {
     int isint;
     lua_Integer v = lua_tointegerx(L, raw, &isint); /* math.tointeger: a float only if exact */
-    if (!isint) return 0;
-    lua_pushfstring(L, "%I", (LUAI_UACINT)v);
-    if (lua_rawequal(L, -1, old)) return 1;
-    lua_pop(L, 1);
-    return 0;
+    if (!isint || !canonical_int(o, nold)) return 0;
+    /* old is v written the way to_keyfactor writes it exactly when it is canonical and reads
+     * as v; comparing numbers makes no string per certificate (18 digits always fit) */
+    lua_Integer w = 0;
+    size_t i = o[0] == '-';
+    for (size_t k = i; k < nold; k++) w = w * 10 + (o[k] - '0');
+    if (i) w = -w;
+    if (w != v) return 0;
+    lua_pushvalue(L, old);
+    return 1;
   }
   if (lua_type(L, raw) != LUA_TSTRING || !lua_rawequal(L, raw, old)) return 0;
   if (rule == 2) {
