@@ -1,6 +1,6 @@
-/* pairs_digest(key, name, value[, names]): the SQL side of engine/digest.h, an aggregate over a table's
- * rows, so that a store can record a digest of what it holds without reading the rows into
- * Lua. */
+/* pairs_digest(key, name, value[, names]): the SQL side of engine/digest.h, an aggregate over
+ * a table's rows, so that a store can record a digest of what it holds without reading the
+ * rows into Lua. */
 #include <sqlite3.h>
 #include <string.h>
 
@@ -13,13 +13,20 @@ static void step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   if (sqlite3_value_type(argv[1]) == SQLITE_NULL || sqlite3_value_type(argv[2]) == SQLITE_NULL) return;
+  /* text first, then its length (sqlite3_value_bytes after sqlite3_value_text) */
+  const char *name = (const char *)sqlite3_value_text(argv[1]);
+  size_t nn = (size_t)sqlite3_value_bytes(argv[1]);
+  const char *value = (const char *)sqlite3_value_text(argv[2]);
+  size_t nv = (size_t)sqlite3_value_bytes(argv[2]);
+  if (!name || !value) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
   if (argc == 4) { /* only the names listed in argv[3], each followed by a NUL byte */
     const char *names = sqlite3_value_blob(argv[3]);
     size_t nl = (size_t)sqlite3_value_bytes(argv[3]);
-    const char *name = (const char *)sqlite3_value_text(argv[1]);
-    size_t nn = (size_t)sqlite3_value_bytes(argv[1]);
     int listed = 0;
-    for (size_t at = 0; names && name && at < nl && !listed;) {
+    for (size_t at = 0; names && at < nl && !listed;) {
       const char *end = memchr(names + at, '\0', nl - at);
       size_t len = end ? (size_t)(end - (names + at)) : nl - at;
       listed = len == nn && memcmp(names + at, name, nn) == 0;
@@ -27,17 +34,7 @@ static void step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     }
     if (!listed) return;
   }
-  uint64_t key = (uint64_t)sqlite3_value_int64(argv[0]);
-  /* text first, then its length (sqlite3_value_bytes after sqlite3_value_text) */
-  const unsigned char *n = sqlite3_value_text(argv[1]);
-  int nn = sqlite3_value_bytes(argv[1]);
-  const unsigned char *v = sqlite3_value_text(argv[2]);
-  int nv = sqlite3_value_bytes(argv[2]);
-  if (!n || !v) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  *acc ^= digest_pair(key, (const char *)n, (size_t)nn, (const char *)v, (size_t)nv);
+  *acc ^= digest_pair((uint64_t)sqlite3_value_int64(argv[0]), name, nn, value, nv);
 }
 
 static void final(sqlite3_context *ctx) {

@@ -412,7 +412,7 @@ static int l_pending(lua_State *L) {
  * digests[pair's key] = the digest of its baseline's pairs for the plan's names. A pair is
  * done when every field is settled and the digest of its agreed (name, value) pairs is that
  * one. Why: reading a pair's baseline rows (about eight, in a table far larger than SQLite's
- * cache) was a fifth of a no-op run; its digest is one row of a small table. */
+ * cache) was a fifth of a no-op run; the digests are one small row each, all read at once. */
 static int settle(lua_State *L, int with_digest) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);

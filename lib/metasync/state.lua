@@ -47,8 +47,8 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '3');
 ]]
 
 -- Version 3 adds the digests (metasync.digests): a version 2 file gains the tables as it is
--- opened for writing, and needs nothing else. Version 2 programs refuse a version 3 file, as they must:
--- they would change baselines without updating their digests.
+-- opened for writing, and needs nothing else. Version 2 programs refuse a version 3 file, as
+-- they must: they would change baselines without updating their digests.
 local SCHEMA_VERSION = "3"
 
 -- migrate(h, from) -> true | nil, message: version 1 or 2 -> 3, in one transaction (from 1, the
