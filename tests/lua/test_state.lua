@@ -269,6 +269,13 @@ st:flush()
 assert(st:digests().D2 and st:baseline("D2").Owner == "r@example.com", "an upgraded file keeps digests")
 st:finish_run(0)
 st:close()
+-- A digest that is not a number settles nothing (metasync.unchanged reads only integers); a
+-- key that is not one makes the file refused, naming the key.
+h = assert(db.open(dpath))
+h:exec("UPDATE digest SET value = 'x'; UPDATE meta SET value = 'abc' WHERE key = 'digest_key';")
+h:close()
+local bad, berr = state.open(dpath)
+assert(not bad and berr:find(dpath, 1, true) and berr:find("digest_key: expected an integer", 1, true), tostring(berr))
 -- A file of a newer schema is refused, naming both versions.
 local newer = dir .. "/newer.db"
 h = assert(db.open(newer))

@@ -111,6 +111,9 @@ for _ = 1, 3000 do
       if n2 == 1 then
         assert(got == nil and batch2[5] == false and digests.K1 == nil, "settle_digest settled a pair pending() leaves")
         if nrows > 0 then digest_settled = digest_settled + 1 end
+        -- a digest read back as something else than an integer settles nothing
+        local batch4 = { other, "K0", 1, false, kf, "K1", 1, e, other, "K2", 1, e }
+        assert(unchanged.settle_digest(pe, batch4, 1, 12, memo, { K1 = tostring(d) }, KEY) == 0, "a text digest")
         -- another file's key: the same values are not the same digest
         if nrows > 0 then
           local batch3 = { other, "K0", 1, false, kf, "K1", 1, e, other, "K2", 1, e }
