@@ -14,7 +14,8 @@ local json = require("metasync.json")
 local M = {}
 
 -- open(store), for a store that may write: the file's key for its digests (engine/digest.h),
--- made once, at random.
+-- made once, at random; and whether the file holds any digest (store.any_digests: if not, and
+-- the run sets no scope, its baseline changes have none to delete).
 function M.open(s)
   local f = io.open("/dev/urandom", "rb")
   local bytes = f and f:read(8)
@@ -23,6 +24,7 @@ function M.open(s)
   s.h:run("INSERT OR IGNORE INTO meta (key, value) VALUES ('digest_key', ?)", tostring((string.unpack("<i8", bytes))))
   s.key = math.tointeger(s.h:row("SELECT value FROM meta WHERE key = 'digest_key'").value)
   if not s.key then error("meta digest_key: expected an integer", 0) end
+  s.any_digests = s.h:row("SELECT 1 AS x FROM digest LIMIT 1") ~= nil
 end
 
 -- set_scope(store, names): the run's fields (the baseline's keys), whose digests it reads and
@@ -60,7 +62,6 @@ local DIGEST_PUT = [[INSERT OR REPLACE INTO digest (serial, scope, value)
 -- certificate it wrote, it was a third of this cost.
 function M.commit(s, touched)
   local h = s.h
-  if s.any_digests == nil then s.any_digests = h:row("SELECT 1 AS x FROM digest LIMIT 1") ~= nil end
   local scope = s.scope
   if not scope then
     if s.any_digests then

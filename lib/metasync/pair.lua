@@ -114,11 +114,8 @@ local function settle_unchanged(ctx, p, agreed, base)
   if not ctx.dry_run then
     base = base or ctx.state:baseline(p.serial)
     for key, v in pairs(agreed) do remember(ctx, p, base, key, v) end
-    -- Its digest, when the run keeps them and it has none, so that the next run settles it
-    -- natively. (One it has was computed from these rows, which remember() left as they
-    -- were or changed, which recomputes it anyway.)
-    local known = ctx.digests
-    if known and known[p.serial] == nil then ctx.state:touch(p.serial) end
+    -- (its digest, if the run keeps them, so that the next run settles it natively)
+    ctx.state:in_step(p.serial)
   end
   ctx.report:unchanged_pair(p)
 end

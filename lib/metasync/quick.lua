@@ -49,12 +49,7 @@ function M.settle_batch(ctx, policy, b, from, to)
   -- next time. (One they have, which did not match, stands for a row the pair does not agree
   -- on, such as a value of a field that has none now: computed again, it would not match
   -- either.)
-  local known = ctx.digests
-  if known then
-    for _, key in ipairs(touched) do
-      if known[key] == nil then ctx.state:touch(key) end
-    end
-  end
+  for _, key in ipairs(touched) do ctx.state:in_step(key) end
   local r = ctx.report
   r.unchanged = r.unchanged + n
 end

@@ -93,7 +93,7 @@ function M.open(path, opts)
   opts = opts or {}
   local s = setmetatable({ path = path, bq = {}, bn = 0, bdel = {}, jq = {}, jn = 0, ops = 0, last_flush = task.now(),
     flush_seconds = tonumber(opts.flush_seconds) or FLUSH_SECONDS,
-    readonly = opts.readonly, run = nil, writes = 0, cached = 0, touched = {}, ntouched = 0,
+    readonly = opts.readonly, run = nil, writes = 0, cached = 0, touched = {},
     baselines_read = 0 }, Store)
   if opts.readonly then
     if not exists(path) then s.empty = true; return s end
@@ -216,15 +216,26 @@ function Store:prefetch(serials)
   end
 end
 
--- Digests of baselines (metasync.digests): set_scope(names) names the run's fields, digests()
--- reads their digests, touch(serial) asks for a certificate's to be recomputed at the commit.
+-- Digests of baselines (metasync.digests): set_scope(names) names the run's fields; digests()
+-- reads their digests (and keeps them: in_step); touch(serial) asks for a certificate's to be
+-- recomputed at the commit; in_step(serial), for a certificate whose baseline holds what both
+-- sides agree on, touches it when the digests read hold none for it (one they hold was
+-- computed from its rows, and any change of them recomputes it anyway).
 function Store:set_scope(names) return digests.set_scope(self, names) end
-function Store:digests() return digests.all(self) end
+function Store:digests()
+  local known, key = digests.all(self)
+  self.known = known
+  return known, key
+end
 function Store:touch(serial)
   if not self.scope or self.readonly then return end
   local t = self.touched
-  if not t[serial] then t[serial] = true; self.ntouched = self.ntouched + 1; self.ops = self.ops + 1 end
+  if not t[serial] then t[serial] = true; self.ops = self.ops + 1 end
   self:maybe_flush()
+end
+function Store:in_step(serial)
+  local known = self.known
+  if known and known[serial] == nil then self:touch(serial) end
 end
 
 -- The queue is two flat arrays, one per table, each row its columns in the order they are
@@ -252,8 +263,8 @@ function Store:agree(serial, field, value)
   end
   q[n + 1], q[n + 2], q[n + 3] = serial, field, value
   self.bn, self.ops = n + B_COLS, self.ops + 1
-  local t = self.touched
-  if not t[serial] then t[serial] = true; self.ntouched = self.ntouched + 1 end
+  -- (a store with no digests and no scope has none to keep right)
+  if self.scope or self.any_digests then self.touched[serial] = true end
   self:maybe_flush()
 end
 
@@ -303,10 +314,10 @@ local function apply(h, bq, bn, bdel, jq, jn, store, touched)
 end
 
 function Store:flush()
-  if (self.bn == 0 and self.jn == 0 and self.ntouched == 0) or not self.h then self.last_flush = task.now(); return end
+  if (self.bn == 0 and self.jn == 0 and next(self.touched) == nil) or not self.h then self.last_flush = task.now(); return end
   local bq, bn, bdel, jq, jn, touched = self.bq, self.bn, self.bdel, self.jq, self.jn, self.touched
   self.bq, self.bn, self.bdel, self.jq, self.jn, self.ops = {}, 0, {}, {}, 0, 0
-  self.touched, self.ntouched = {}, 0
+  self.touched = {}
   local h = self.h
   h:begin("immediate")
   local ok, err = pcall(apply, h, bq, bn, bdel, jq, jn, self, touched)

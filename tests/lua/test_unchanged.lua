@@ -299,7 +299,7 @@ local list = {
 local agreed = {}
 local st = { baseline = function(_, serial) return agreed[serial] or {} end,
   agree = function(_, serial, k, v) agreed[serial] = agreed[serial] or {}; agreed[serial][k] = v end,
-  journal = function() end, touch = function() end }
+  journal = function() end, in_step = function() end }
 -- pass(ctx, policy): the same three certificates, both sides in step.
 local function pass(c, pol)
   for i = 1, 3 do
