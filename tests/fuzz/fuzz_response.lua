@@ -142,7 +142,7 @@ end
 local function new_state()
   local st = {}
   function st.baseline() return {} end
-  for _, m in ipairs { "agree", "journal", "prefetch", "begin_run", "finish_run", "close" } do st[m] = function() end end
+  for _, m in ipairs { "agree", "in_step", "journal", "prefetch", "begin_run", "finish_run", "close" } do st[m] = function() end end
   return st
 end
 
